@@ -1,0 +1,22 @@
+//! Writes include/zmq_proxy_stream.h from the C surface in src/ffi.rs with cbindgen.
+
+use std::path::PathBuf;
+
+fn main() {
+    let crate_dir = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets it"));
+    println!("cargo:rerun-if-changed=src/ffi.rs");
+    println!("cargo:rerun-if-changed=cbindgen.toml");
+    let config = cbindgen::Config::from_file(crate_dir.join("cbindgen.toml"))
+        .expect("cbindgen.toml is valid");
+    let header = crate_dir.join("include").join("zmq_proxy_stream.h");
+    match cbindgen::Builder::new()
+        .with_crate(&crate_dir)
+        .with_config(config)
+        .generate()
+    {
+        Ok(bindings) => {
+            bindings.write_to_file(&header);
+        }
+        Err(e) => panic!("cbindgen could not generate {}: {e}", header.display()),
+    }
+}

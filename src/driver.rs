@@ -1,0 +1,279 @@
+//! The I/O loop: turns what the STREAM sockets deliver into core events, and the core's
+//! transmits into non-blocking libzmq sends. It owns no policy; the core decides.
+
+use std::os::raw::c_int;
+use std::time::Instant;
+
+use crate::control::{reply_for, Command, ControlKind, Reply};
+use crate::core::{Chunk, Core, Limits, SendOutcome, Side, TransmitKind};
+use crate::zmq_io::{
+    kernel_send_queue_empty, poll, Errno, Msg, SocketRef, EFSM, ETERM, ZMQ_DONTWAIT, ZMQ_POLLIN,
+    ZMQ_SNDMORE,
+};
+
+/// Chunks read from one socket before the loop looks at the others again.
+const RECV_BURST: usize = 256;
+/// Largest routing id libzmq allows is 255 bytes.
+const MAX_ID: usize = 255;
+
+/// The caller's sockets, checked.
+pub struct Sockets {
+    pub frontend: SocketRef,
+    pub backend: SocketRef,
+    pub control: Option<(SocketRef, ControlKind)>,
+}
+
+/// Checks types: frontend and backend must be distinct ZMQ_STREAM sockets; control a socket
+/// that can receive commands.
+pub fn check_sockets(
+    frontend: SocketRef,
+    backend: SocketRef,
+    control: Option<SocketRef>,
+) -> Result<Sockets, Errno> {
+    let stream = zmq_sys::ZMQ_STREAM as c_int;
+    if frontend.socket_type()? != stream || backend.socket_type()? != stream {
+        return Err(libc::EINVAL);
+    }
+    if frontend == backend {
+        return Err(libc::EINVAL);
+    }
+    let control = match control {
+        None => None,
+        Some(c) => {
+            if c == frontend || c == backend {
+                return Err(libc::EINVAL);
+            }
+            let kind = match c.socket_type()? as u32 {
+                zmq_sys::ZMQ_REP => ControlKind::Rep,
+                zmq_sys::ZMQ_PAIR => ControlKind::Pair,
+                zmq_sys::ZMQ_SUB | zmq_sys::ZMQ_PULL => ControlKind::ReceiveOnly,
+                _ => return Err(libc::EINVAL),
+            };
+            Some((c, kind))
+        }
+    };
+    Ok(Sockets {
+        frontend,
+        backend,
+        control,
+    })
+}
+
+/// Why the loop stopped without an error.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Stop {
+    Terminated,
+}
+
+pub struct Driver {
+    sockets: Sockets,
+    core: Core<Msg>,
+}
+
+impl Driver {
+    pub fn new(sockets: Sockets, limits: Limits) -> Driver {
+        Driver {
+            sockets,
+            core: Core::new(limits),
+        }
+    }
+
+    fn socket(&self, side: Side) -> SocketRef {
+        match side {
+            Side::Frontend => self.sockets.frontend,
+            Side::Backend => self.sockets.backend,
+        }
+    }
+
+    /// Runs until TERMINATE (Ok) or a libzmq error such as ETERM or EINTR (Err(errno)).
+    pub fn run(&mut self) -> Result<Stop, Errno> {
+        let mut id_buf = [0u8; MAX_ID + 1];
+        loop {
+            let now = Instant::now();
+            self.core.on_timeout(now);
+            self.flush(now)?;
+
+            let paused = self.core.is_paused();
+            let timeout_ms: i64 = if paused {
+                -1
+            } else if self.core.wants_transmit() {
+                0
+            } else {
+                match self.core.next_timeout(now) {
+                    None => -1,
+                    Some(at) => {
+                        let wait = at.saturating_duration_since(now);
+                        // Round up so that we never wake before the deadline and spin.
+                        wait.as_micros().div_ceil(1000) as i64
+                    }
+                }
+            };
+            let data_events = if paused { 0 } else { ZMQ_POLLIN };
+            let mut items = [
+                self.sockets.frontend.poll_item(data_events),
+                self.sockets.backend.poll_item(data_events),
+                match self.sockets.control {
+                    Some((c, _)) => c.poll_item(ZMQ_POLLIN),
+                    None => self.sockets.frontend.poll_item(0),
+                },
+            ];
+            poll(&mut items, timeout_ms)?;
+
+            if items[2].revents & ZMQ_POLLIN != 0 {
+                if let Some(stop) = self.serve_control()? {
+                    return Ok(stop);
+                }
+            }
+            if self.core.is_paused() {
+                continue;
+            }
+            if items[0].revents & ZMQ_POLLIN != 0 {
+                self.receive_burst(Side::Frontend, &mut id_buf)?;
+            }
+            if items[1].revents & ZMQ_POLLIN != 0 {
+                self.receive_burst(Side::Backend, &mut id_buf)?;
+            }
+        }
+    }
+
+    fn receive_burst(&mut self, side: Side, id_buf: &mut [u8]) -> Result<(), Errno> {
+        let socket = self.socket(side);
+        for _ in 0..RECV_BURST {
+            let id_len = match socket.recv_into(id_buf, ZMQ_DONTWAIT) {
+                Ok(n) => n,
+                Err(libc::EAGAIN) => return Ok(()),
+                Err(e) => return Err(e),
+            };
+            let mut data = Msg::new();
+            // A STREAM receive is always [id][data]; the data frame is already queued.
+            socket.recv_msg(&mut data, ZMQ_DONTWAIT)?;
+            let now = Instant::now();
+            let fd = if data.as_ref().is_empty() {
+                None
+            } else {
+                data.source_fd()
+            };
+            let id = &id_buf[..id_len.min(id_buf.len())];
+            self.core.on_receive(now, side, id, data, fd);
+            // Forward at once: the common case is one chunk in, one chunk out, zero-copy.
+            self.flush(now)?;
+        }
+        Ok(())
+    }
+
+    /// Makes every send the core wants now.
+    fn flush(&mut self, now: Instant) -> Result<(), Errno> {
+        loop {
+            let (token, outcome) = {
+                let Some(tx) = self.core.next_transmit(now) else {
+                    return Ok(());
+                };
+                let socket = match tx.side {
+                    Side::Frontend => self.sockets.frontend,
+                    Side::Backend => self.sockets.backend,
+                };
+                let outcome = match tx.kind {
+                    TransmitKind::Data(chunk) => send_chunk(socket, tx.id, chunk)?,
+                    TransmitKind::Close { check_drained } => {
+                        if check_drained && !tx.fd.is_none_or(kernel_send_queue_empty) {
+                            SendOutcome::NotDrained
+                        } else {
+                            send_close(socket, tx.id)?
+                        }
+                    }
+                };
+                (tx.token, outcome)
+            };
+            self.core.on_transmit(now, token, outcome);
+        }
+    }
+
+    fn serve_control(&mut self) -> Result<Option<Stop>, Errno> {
+        let Some((control, kind)) = self.sockets.control else {
+            return Ok(None);
+        };
+        let mut frame = [0u8; 32];
+        loop {
+            let len = match control.recv_into(&mut frame, ZMQ_DONTWAIT) {
+                Ok(n) => n,
+                Err(libc::EAGAIN) => return Ok(None),
+                Err(e) => return Err(e),
+            };
+            // Commands are one frame; drain any further frames of the same message.
+            while control.has_more()? {
+                control.recv_into(&mut [0u8; 1], ZMQ_DONTWAIT)?;
+            }
+            let command = if len > frame.len() {
+                Command::Unknown
+            } else {
+                Command::parse(&frame[..len])
+            };
+            match command {
+                Command::Pause => self.core.set_paused(true),
+                Command::Resume => self.core.set_paused(false),
+                _ => {}
+            }
+            let stats = self.core.stats().steerable_frames();
+            match reply_for(kind, command, stats) {
+                Reply::None => {}
+                Reply::Empty => send_ignoring_full(control, &[], 0)?,
+                Reply::Counters(values) => {
+                    let last = values.len() - 1;
+                    for (i, v) in values.iter().enumerate() {
+                        let flags = if i < last { ZMQ_SNDMORE } else { 0 };
+                        send_ignoring_full(control, &v.to_ne_bytes(), flags)?;
+                    }
+                }
+            }
+            if command == Command::Terminate {
+                return Ok(Some(Stop::Terminated));
+            }
+        }
+    }
+}
+
+/// Control replies never block the proxy: a reply nobody reads is dropped.
+fn send_ignoring_full(socket: SocketRef, data: &[u8], flags: c_int) -> Result<(), Errno> {
+    match socket.send_bytes(data, flags | ZMQ_DONTWAIT) {
+        Ok(()) | Err(libc::EAGAIN) | Err(EFSM) | Err(libc::EHOSTUNREACH) => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+/// Maps a send error to an outcome; errors that end the proxy (ETERM, ENOTSOCK) propagate.
+fn outcome_of(err: Errno) -> Result<SendOutcome, Errno> {
+    match err {
+        libc::EAGAIN => Ok(SendOutcome::WouldBlock),
+        libc::EHOSTUNREACH => Ok(SendOutcome::Unreachable),
+        e if e == ETERM || e == libc::ENOTSOCK || e == libc::EINTR => Err(e),
+        _ => Ok(SendOutcome::Unreachable),
+    }
+}
+
+fn send_chunk(socket: SocketRef, id: &[u8], chunk: &mut Chunk<Msg>) -> Result<SendOutcome, Errno> {
+    // The id frame must carry SNDMORE, or libzmq silently drops the next frame. A full pipe
+    // fails here, on the id frame, before anything is consumed.
+    if let Err(e) = socket.send_bytes(id, ZMQ_SNDMORE | ZMQ_DONTWAIT) {
+        return outcome_of(e);
+    }
+    let sent = match chunk {
+        Chunk::Held(msg) => socket.send_msg(msg, ZMQ_DONTWAIT),
+        Chunk::Copied(bytes) => socket.send_bytes(bytes, ZMQ_DONTWAIT),
+    };
+    match sent {
+        Ok(()) => Ok(SendOutcome::Sent),
+        // After the id frame was taken a failure cannot be retried without libzmq's state
+        // machine going astray; the pair is closed so the stream never has a hole.
+        Err(e) => outcome_of(e).map(|_| SendOutcome::Unreachable),
+    }
+}
+
+fn send_close(socket: SocketRef, id: &[u8]) -> Result<SendOutcome, Errno> {
+    if let Err(e) = socket.send_bytes(id, ZMQ_SNDMORE | ZMQ_DONTWAIT) {
+        return outcome_of(e);
+    }
+    match socket.send_bytes(&[], ZMQ_DONTWAIT) {
+        Ok(()) => Ok(SendOutcome::Sent),
+        Err(e) => outcome_of(e).map(|_| SendOutcome::Unreachable),
+    }
+}

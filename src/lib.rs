@@ -1,0 +1,18 @@
+//! streamq-proxy: `zmq_proxy_stream`, a proxy between two ZMQ_STREAM sockets that pairs each
+//! client connection with one worker connection and relays the ZMTP byte stream untouched, so
+//! that CURVE's handshake and encryption run end to end between client and worker.
+//!
+//! Layout:
+//! - [`core`]: the sans-IO state machine (pairing, buffers, backpressure, teardown, counters).
+//! - [`control`]: zmq_proxy_steerable's control commands, as pure functions.
+//! - [`driver`]: the zmq_poll loop around the core.
+//! - [`zmq_io`]: the few libzmq calls, over borrowed raw sockets.
+//! - [`ffi`]: the C ABI (`include/zmq_proxy_stream.h`).
+
+pub mod control;
+pub mod core;
+pub mod driver;
+pub mod ffi;
+pub mod zmq_io;
+
+pub use ffi::zmq_proxy_stream;

@@ -1,0 +1,196 @@
+//! The few libzmq calls the driver makes, over borrowed raw sockets, with errors as errno
+//! values (never as Rust panics, and never through the `zmq` crate's error enum, which panics
+//! on errnos it does not know).
+
+use std::ffi::c_void;
+use std::mem::MaybeUninit;
+use std::os::raw::c_int;
+
+use zmq_sys::{zmq_msg_t, zmq_pollitem_t};
+
+pub(crate) const ZMQ_DONTWAIT: c_int = zmq_sys::ZMQ_DONTWAIT as c_int;
+pub(crate) const ZMQ_SNDMORE: c_int = zmq_sys::ZMQ_SNDMORE as c_int;
+pub(crate) const ZMQ_POLLIN: i16 = zmq_sys::ZMQ_POLLIN as i16;
+
+pub type Errno = c_int;
+
+/// zmq_msg_get property: the source file descriptor (deprecated in libzmq, still served).
+const ZMQ_SRCFD: c_int = 2;
+/// libzmq's own errno values.
+pub(crate) const ETERM: Errno = zmq_sys::errno::ETERM;
+pub(crate) const EFSM: Errno = zmq_sys::errno::EFSM;
+
+pub fn errno() -> Errno {
+    // SAFETY: zmq_errno only reads the calling thread's errno.
+    unsafe { zmq_sys::zmq_errno() }
+}
+
+/// A `zmq_msg_t` owned by Rust: initialised on creation, closed on drop.
+pub struct Msg(zmq_msg_t);
+
+impl Msg {
+    pub fn new() -> Msg {
+        let mut raw = MaybeUninit::<zmq_msg_t>::uninit();
+        // SAFETY: zmq_msg_init fully initialises the message and cannot fail.
+        unsafe {
+            zmq_sys::zmq_msg_init(raw.as_mut_ptr());
+            Msg(raw.assume_init())
+        }
+    }
+
+    /// The descriptor of the TCP connection this message came from, if libzmq knows it.
+    pub fn source_fd(&self) -> Option<i32> {
+        // SAFETY: the message is initialised; ZMQ_SRCFD is a read-only integer property.
+        let fd = unsafe {
+            zmq_sys::zmq_msg_get(&self.0 as *const zmq_msg_t as *mut zmq_msg_t, ZMQ_SRCFD)
+        };
+        (fd >= 0).then_some(fd)
+    }
+
+    fn as_mut_ptr(&mut self) -> *mut zmq_msg_t {
+        &mut self.0
+    }
+}
+
+impl Default for Msg {
+    fn default() -> Self {
+        Msg::new()
+    }
+}
+
+impl AsRef<[u8]> for Msg {
+    fn as_ref(&self) -> &[u8] {
+        let ptr = &self.0 as *const zmq_msg_t as *mut zmq_msg_t;
+        // SAFETY: the message is initialised; data/size describe its buffer, which lives as
+        // long as the message and is not mutated while borrowed.
+        unsafe {
+            let len = zmq_sys::zmq_msg_size(ptr);
+            if len == 0 {
+                return &[];
+            }
+            std::slice::from_raw_parts(zmq_sys::zmq_msg_data(ptr) as *const u8, len)
+        }
+    }
+}
+
+impl Drop for Msg {
+    fn drop(&mut self) {
+        // SAFETY: the message was initialised in `new` and is closed exactly once here.
+        unsafe {
+            zmq_sys::zmq_msg_close(&mut self.0);
+        }
+    }
+}
+
+/// A socket the caller owns and lends to us: never closed here.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct SocketRef(*mut c_void);
+
+impl SocketRef {
+    /// # Safety
+    /// `raw` must be a libzmq socket (or garbage that libzmq's tag check rejects with
+    /// ENOTSOCK) that stays open, and is used by no other thread, while this value is used.
+    pub unsafe fn new(raw: *mut c_void) -> SocketRef {
+        SocketRef(raw)
+    }
+
+    pub fn as_ptr(&self) -> *mut c_void {
+        self.0
+    }
+
+    fn check(rc: c_int) -> Result<c_int, Errno> {
+        if rc < 0 {
+            Err(errno())
+        } else {
+            Ok(rc)
+        }
+    }
+
+    pub fn get_int(&self, option: u32) -> Result<c_int, Errno> {
+        let mut value: c_int = 0;
+        let mut size = std::mem::size_of::<c_int>();
+        // SAFETY: value and size are valid for writes and size is value's size.
+        let rc = unsafe {
+            zmq_sys::zmq_getsockopt(
+                self.0,
+                option as c_int,
+                &mut value as *mut c_int as *mut c_void,
+                &mut size,
+            )
+        };
+        Self::check(rc).map(|_| value)
+    }
+
+    pub fn socket_type(&self) -> Result<c_int, Errno> {
+        self.get_int(zmq_sys::ZMQ_TYPE)
+    }
+
+    pub fn has_more(&self) -> Result<bool, Errno> {
+        self.get_int(zmq_sys::ZMQ_RCVMORE).map(|v| v != 0)
+    }
+
+    /// Receives one frame into `buf`; returns the frame's full length (may exceed buf).
+    pub fn recv_into(&self, buf: &mut [u8], flags: c_int) -> Result<usize, Errno> {
+        // SAFETY: buf is valid for writes of buf.len() bytes.
+        let rc =
+            unsafe { zmq_sys::zmq_recv(self.0, buf.as_mut_ptr() as *mut c_void, buf.len(), flags) };
+        Self::check(rc).map(|n| n as usize)
+    }
+
+    pub fn recv_msg(&self, msg: &mut Msg, flags: c_int) -> Result<usize, Errno> {
+        // SAFETY: msg is an initialised message owned by the caller.
+        let rc = unsafe { zmq_sys::zmq_msg_recv(msg.as_mut_ptr(), self.0, flags) };
+        Self::check(rc).map(|n| n as usize)
+    }
+
+    pub fn send_bytes(&self, data: &[u8], flags: c_int) -> Result<(), Errno> {
+        // SAFETY: data is valid for reads of data.len() bytes; libzmq copies it.
+        let rc =
+            unsafe { zmq_sys::zmq_send(self.0, data.as_ptr() as *const c_void, data.len(), flags) };
+        Self::check(rc).map(|_| ())
+    }
+
+    /// Sends `msg`; on success its content moved into libzmq and `msg` is left empty.
+    pub fn send_msg(&self, msg: &mut Msg, flags: c_int) -> Result<(), Errno> {
+        // SAFETY: msg is initialised; on failure libzmq leaves it untouched.
+        let rc = unsafe { zmq_sys::zmq_msg_send(msg.as_mut_ptr(), self.0, flags) };
+        Self::check(rc).map(|_| ())
+    }
+
+    pub fn poll_item(&self, events: i16) -> zmq_pollitem_t {
+        zmq_pollitem_t {
+            socket: self.0,
+            fd: 0,
+            events,
+            revents: 0,
+        }
+    }
+}
+
+pub fn poll(items: &mut [zmq_pollitem_t], timeout_ms: i64) -> Result<c_int, Errno> {
+    // SAFETY: items is a valid array of poll items over live sockets.
+    let rc =
+        unsafe { zmq_sys::zmq_poll(items.as_mut_ptr(), items.len() as c_int, timeout_ms as _) };
+    if rc < 0 {
+        Err(errno())
+    } else {
+        Ok(rc)
+    }
+}
+
+/// Whether everything written to the TCP socket `fd` has been acknowledged by the peer.
+/// Unknown (not Linux, or the fd is gone) counts as drained.
+pub fn kernel_send_queue_empty(fd: i32) -> bool {
+    #[cfg(target_os = "linux")]
+    {
+        let mut pending: c_int = 0;
+        // SAFETY: TIOCOUTQ (SIOCOUTQ) writes one int; a closed or non-socket fd just fails.
+        let rc = unsafe { libc::ioctl(fd, libc::TIOCOUTQ, &mut pending as *mut c_int) };
+        rc != 0 || pending == 0
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = fd;
+        true
+    }
+}
