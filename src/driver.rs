@@ -5,10 +5,10 @@ use std::os::raw::c_int;
 use std::time::Instant;
 
 use crate::control::{reply_for, Command, ControlKind, Reply};
-use crate::core::{Chunk, Core, Limits, SendOutcome, Side, TransmitKind};
+use crate::core::{Chunk, Core, Limits, PeerInfo, SendOutcome, Side, TransmitKind};
 use crate::zmq_io::{
-    kernel_send_queue_empty, poll, Errno, Msg, SocketRef, EFSM, ETERM, ZMQ_DONTWAIT, ZMQ_POLLIN,
-    ZMQ_SNDMORE,
+    force_shutdown, kernel_send_queue_empty, peer_address, poll, Errno, Msg, SocketRef, EFSM,
+    ETERM, ZMQ_DONTWAIT, ZMQ_POLLIN, ZMQ_SNDMORE,
 };
 
 /// Chunks read from one socket before the loop looks at the others again.
@@ -148,13 +148,13 @@ impl Driver {
             // A STREAM receive is always [id][data]; the data frame is already queued.
             socket.recv_msg(&mut data, ZMQ_DONTWAIT)?;
             let now = Instant::now();
-            let fd = if data.as_ref().is_empty() {
-                None
-            } else {
-                data.source_fd()
-            };
             let id = &id_buf[..id_len.min(id_buf.len())];
-            self.core.on_receive(now, side, id, data, fd);
+            self.core.on_receive(now, side, id, data, |msg| {
+                msg.source_fd().map(|fd| PeerInfo {
+                    fd,
+                    addr: peer_address(fd),
+                })
+            });
             // Forward at once: the common case is one chunk in, one chunk out, zero-copy.
             self.flush(now)?;
         }
@@ -174,10 +174,19 @@ impl Driver {
                 };
                 let outcome = match tx.kind {
                     TransmitKind::Data(chunk) => send_chunk(socket, tx.id, chunk)?,
-                    TransmitKind::Close { check_drained } => {
-                        if check_drained && !tx.fd.is_none_or(kernel_send_queue_empty) {
+                    TransmitKind::Close {
+                        check_drained,
+                        force,
+                    } => {
+                        let fd = tx.peer.map(|p| p.fd);
+                        if check_drained && !fd.is_none_or(kernel_send_queue_empty) {
                             SendOutcome::NotDrained
                         } else {
+                            if force {
+                                if let Some(peer) = tx.peer {
+                                    force_shutdown(peer);
+                                }
+                            }
                             send_close(socket, tx.id)?
                         }
                     }

@@ -194,3 +194,57 @@ pub fn kernel_send_queue_empty(fd: i32) -> bool {
         true
     }
 }
+
+/// The remote address of the TCP socket `fd`, if it is one.
+pub fn peer_address(fd: i32) -> Option<std::net::SocketAddr> {
+    let mut storage: libc::sockaddr_storage = unsafe_zeroed();
+    let mut len = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+    // SAFETY: storage is large enough for any address and len says how large it is.
+    let rc = unsafe {
+        libc::getpeername(
+            fd,
+            &mut storage as *mut libc::sockaddr_storage as *mut libc::sockaddr,
+            &mut len,
+        )
+    };
+    if rc != 0 {
+        return None;
+    }
+    match storage.ss_family as i32 {
+        libc::AF_INET => {
+            // SAFETY: the kernel wrote a sockaddr_in for AF_INET.
+            let a = unsafe { *(&storage as *const _ as *const libc::sockaddr_in) };
+            let ip = std::net::Ipv4Addr::from(u32::from_be(a.sin_addr.s_addr));
+            Some((ip, u16::from_be(a.sin_port)).into())
+        }
+        libc::AF_INET6 => {
+            // SAFETY: the kernel wrote a sockaddr_in6 for AF_INET6.
+            let a = unsafe { *(&storage as *const _ as *const libc::sockaddr_in6) };
+            let ip = std::net::Ipv6Addr::from(a.sin6_addr.s6_addr);
+            Some((ip, u16::from_be(a.sin6_port)).into())
+        }
+        _ => None,
+    }
+}
+
+fn unsafe_zeroed() -> libc::sockaddr_storage {
+    // SAFETY: sockaddr_storage is plain old data; all-zero is a valid value.
+    unsafe { std::mem::zeroed() }
+}
+
+/// Shuts down the TCP socket under a libzmq connection that libzmq will not close (its pipe
+/// is full), so that libzmq sees EOF and drops the connection itself. The descriptor stays
+/// libzmq's: it is never closed here. It is only touched if it still belongs to the same
+/// peer, so a descriptor number reused by another connection is left alone.
+pub fn force_shutdown(peer: crate::core::PeerInfo) {
+    let Some(addr) = peer.addr else {
+        return;
+    };
+    if peer_address(peer.fd) != Some(addr) {
+        return;
+    }
+    // SAFETY: shutdown on a live socket descriptor has no memory effects.
+    unsafe {
+        libc::shutdown(peer.fd, libc::SHUT_RDWR);
+    }
+}

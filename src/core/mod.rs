@@ -77,21 +77,32 @@ pub enum SendOutcome {
     NotDrained,
 }
 
+/// What the driver learned about a connection's TCP socket from libzmq (ZMQ_SRCFD) and
+/// the kernel (getpeername), kept to check drains and, as a last resort, to force a close.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PeerInfo {
+    pub fd: i32,
+    pub addr: Option<std::net::SocketAddr>,
+}
+
 /// What to do with a connection, named by socket and routing id.
 pub enum TransmitKind<'a, P> {
     /// Send `[id][chunk]`. On success the chunk may be left empty (moved into libzmq).
     Data(&'a mut Chunk<P>),
     /// Send `[id][]`, which closes the connection. When `check_drained` is set the driver
     /// first checks that what was forwarded earlier has left the machine and answers
-    /// [`SendOutcome::NotDrained`] if not.
-    Close { check_drained: bool },
+    /// [`SendOutcome::NotDrained`] if not. When `force` is set, libzmq has refused the close
+    /// for longer than the linger (its pipe to a peer that reads nothing stays full,
+    /// libzmq #4828): the driver shuts the TCP socket down under libzmq, which then drops
+    /// the connection itself.
+    Close { check_drained: bool, force: bool },
 }
 
 pub struct Transmit<'a, P> {
     pub side: Side,
     pub id: &'a [u8],
-    /// The connection's file descriptor, as libzmq reported it (ZMQ_SRCFD).
-    pub fd: Option<i32>,
+    /// The connection's socket, if the driver reported it.
+    pub peer: Option<PeerInfo>,
     pub kind: TransmitKind<'a, P>,
     pub token: TransmitToken,
 }
@@ -120,7 +131,7 @@ enum State {
 struct Conn<P> {
     side: Side,
     id: RoutingId,
-    fd: Option<i32>,
+    peer: Option<PeerInfo>,
     state: State,
     /// Bytes for this connection.
     out: OutQueue<P>,
@@ -229,8 +240,15 @@ impl<P: AsRef<[u8]>> Core<P> {
 
     /// One receive from a STREAM socket: `data` is the chunk after the routing-id frame.
     /// An empty chunk is libzmq's connect (first time) or disconnect (second) notification.
-    /// `fd` is the connection's descriptor if the driver knows it.
-    pub fn on_receive(&mut self, now: Instant, side: Side, id: &[u8], data: P, fd: Option<i32>) {
+    /// `peer` is called, at most once per connection, to learn its socket.
+    pub fn on_receive(
+        &mut self,
+        now: Instant,
+        side: Side,
+        id: &[u8],
+        data: P,
+        peer: impl FnOnce(&P) -> Option<PeerInfo>,
+    ) {
         let len = data.as_ref().len();
         let key = self.ids(side).get(id).copied();
         match (key, len) {
@@ -243,7 +261,7 @@ impl<P: AsRef<[u8]>> Core<P> {
                 let s = self.side_stats(side);
                 s.msgs_in += 1;
                 s.bytes_in += len as u64;
-                self.on_data(now, key, data, fd);
+                self.on_data(now, key, data, peer);
             }
         }
     }
@@ -266,7 +284,7 @@ impl<P: AsRef<[u8]>> Core<P> {
         let key = self.conns.insert(Conn {
             side,
             id: routing_id.clone(),
-            fd: None,
+            peer: None,
             state,
             out: OutQueue::default(),
             early: OutQueue::default(),
@@ -289,15 +307,21 @@ impl<P: AsRef<[u8]>> Core<P> {
         self.try_pair();
     }
 
-    fn on_data(&mut self, now: Instant, key: Key, data: P, fd: Option<i32>) {
+    fn on_data(
+        &mut self,
+        now: Instant,
+        key: Key,
+        data: P,
+        peer: impl FnOnce(&P) -> Option<PeerInfo>,
+    ) {
         let limits_early = self.limits.early_buffer;
         let limits_pair = self.limits.pair_buffer;
         let conn = self
             .conns
             .get_mut(key)
             .expect("id map points at a live conn");
-        if fd.is_some() {
-            conn.fd = fd;
+        if conn.peer.is_none() {
+            conn.peer = peer(&data);
         }
         match conn.state {
             State::Waiting | State::Idle => {
@@ -513,7 +537,7 @@ impl<P: AsRef<[u8]>> Core<P> {
                 return Some(Transmit {
                     side: conn.side,
                     id: conn.id.as_bytes(),
-                    fd: conn.fd,
+                    peer: conn.peer,
                     kind: TransmitKind::Data(conn.out.front_mut().expect("not empty")),
                     token,
                 });
@@ -538,9 +562,10 @@ impl<P: AsRef<[u8]>> Core<P> {
             return Some(Transmit {
                 side: conn.side,
                 id: conn.id.as_bytes(),
-                fd: conn.fd,
+                peer: conn.peer,
                 kind: TransmitKind::Close {
                     check_drained: flush && now < deadline && conn.last_sent.is_some(),
+                    force: now >= deadline,
                 },
                 token: TransmitToken { key, close: true },
             });
