@@ -1,10 +1,10 @@
-//! Writes include/zmq_proxy_stream.h from the C surface in src/ffi.rs with cbindgen.
+//! Writes include/zmq_proxy_stream.h from the C surface in src/ffi with cbindgen.
 
 use std::path::PathBuf;
 
 fn main() {
     let crate_dir = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets it"));
-    println!("cargo:rerun-if-changed=src/ffi.rs");
+    println!("cargo:rerun-if-changed=src");
     println!("cargo:rerun-if-changed=cbindgen.toml");
     let config = cbindgen::Config::from_file(crate_dir.join("cbindgen.toml"))
         .expect("cbindgen.toml is valid");

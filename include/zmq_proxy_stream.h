@@ -19,35 +19,293 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/**
+ * Mechanisms clients may use and workers may offer: a string of comma-separated names
+ * out of NULL, PLAIN, CURVE and GSSAPI (case-insensitive), e.g. "CURVE" or "CURVE,PLAIN".
+ * Default: all four.
+ */
+#define ZMQ_PROXY_STREAM_MECHANISMS 1
+
+/**
+ * int, milliseconds: a client must send its greeting and first handshake command within
+ * this time of connecting, or it is closed (slowloris). Worker connections must send their
+ * greeting within it too. 0 = no limit. Default 5000.
+ */
+#define ZMQ_PROXY_STREAM_HANDSHAKE_TIMEOUT 2
+
+/**
+ * int, milliseconds: a screened client waits at most this long for a worker, then is
+ * closed. 0 = no limit. Default 20000 (below libzmq's 30 s ZMQ_HANDSHAKE_IVL).
+ */
+#define ZMQ_PROXY_STREAM_WAIT_TIMEOUT 3
+
+/**
+ * int, count: screened clients waiting for a worker beyond this are closed at once.
+ * Default 1024.
+ */
+#define ZMQ_PROXY_STREAM_MAX_WAITING 4
+
+/**
+ * int, count: pairs relaying at once; further clients wait. 0 = unlimited (default).
+ */
+#define ZMQ_PROXY_STREAM_MAX_PAIRS 5
+
+/**
+ * int64_t, bytes: memory one direction of one pair may hold in the proxy (beyond libzmq's
+ * own pipes) while its destination does not keep up; a pair that needs more is closed.
+ * At least 16384. Default 4 MiB.
+ */
+#define ZMQ_PROXY_STREAM_PAIR_BUFFER 6
+
+/**
+ * int, milliseconds: a pair with no traffic either way for this long is closed.
+ * 0 = never (default).
+ */
+#define ZMQ_PROXY_STREAM_IDLE_TIMEOUT 7
+
+/**
+ * int, milliseconds: idle worker connections older than this are closed, so that a dial-in
+ * worker reconnects with a fresh connection before libzmq's own ZMQ_HANDSHAKE_IVL (30 s by
+ * default) resets it in the middle of a pairing. 0 = never. Default 20000.
+ */
+#define ZMQ_PROXY_STREAM_WORKER_MAX_AGE 8
+
+/**
+ * STREAMSTATS: the reply is one frame of native-endian uint64 counters, in this order.
+ * New counters are only ever appended; read the frame's size to know how many there are.
+ * Pairs relaying now.
+ */
+#define ZMQ_PROXY_STREAM_STAT_PAIRS_OPEN 0
+
+/**
+ * Pairs formed since the proxy started.
+ */
+#define ZMQ_PROXY_STREAM_STAT_PAIRS_TOTAL 1
+
+/**
+ * Screened worker connections waiting for a client, by mechanism.
+ */
+#define ZMQ_PROXY_STREAM_STAT_WORKERS_IDLE_NULL 2
+
+#define ZMQ_PROXY_STREAM_STAT_WORKERS_IDLE_PLAIN 3
+
+#define ZMQ_PROXY_STREAM_STAT_WORKERS_IDLE_CURVE 4
+
+#define ZMQ_PROXY_STREAM_STAT_WORKERS_IDLE_GSSAPI 5
+
+/**
+ * Screened clients waiting for a worker.
+ */
+#define ZMQ_PROXY_STREAM_STAT_CLIENTS_WAITING 6
+
+/**
+ * Clients closed because their first bytes were not a ZMTP 3.x client greeting.
+ */
+#define ZMQ_PROXY_STREAM_STAT_REJECT_BAD_GREETING 7
+
+/**
+ * Clients closed because their mechanism is not in ZMQ_PROXY_STREAM_MECHANISMS.
+ */
+#define ZMQ_PROXY_STREAM_STAT_REJECT_MECHANISM 8
+
+/**
+ * Clients closed because their first handshake command was malformed.
+ */
+#define ZMQ_PROXY_STREAM_STAT_REJECT_BAD_COMMAND 9
+
+/**
+ * Clients closed because greeting and first command took longer than the handshake timeout.
+ */
+#define ZMQ_PROXY_STREAM_STAT_REJECT_HANDSHAKE_TIMEOUT 10
+
+/**
+ * Clients closed after waiting longer than the wait timeout for a worker.
+ */
+#define ZMQ_PROXY_STREAM_STAT_REJECT_WAIT_TIMEOUT 11
+
+/**
+ * Clients closed because ZMQ_PROXY_STREAM_MAX_WAITING clients were already waiting.
+ */
+#define ZMQ_PROXY_STREAM_STAT_REJECT_QUEUE_FULL 12
+
+/**
+ * Pairs closed because one direction needed more than ZMQ_PROXY_STREAM_PAIR_BUFFER.
+ */
+#define ZMQ_PROXY_STREAM_STAT_CLOSED_BUFFER_OVERFLOW 13
+
+/**
+ * Pairs closed after ZMQ_PROXY_STREAM_IDLE_TIMEOUT without traffic.
+ */
+#define ZMQ_PROXY_STREAM_STAT_CLOSED_IDLE_TIMEOUT 14
+
+/**
+ * Worker connections closed for a bad greeting, a wrong role, a disallowed mechanism,
+ * bytes sent before pairing, or a greeting slower than the handshake timeout.
+ */
+#define ZMQ_PROXY_STREAM_STAT_WORKERS_REJECTED 15
+
+/**
+ * Idle worker connections closed at ZMQ_PROXY_STREAM_WORKER_MAX_AGE.
+ */
+#define ZMQ_PROXY_STREAM_STAT_WORKERS_RECYCLED 16
+
+/**
+ * Sends that met a full libzmq pipe (EAGAIN) and were retried.
+ */
+#define ZMQ_PROXY_STREAM_STAT_SEND_RETRIES 17
+
+/**
+ * Data chunks from connections the proxy had already closed (dropped).
+ */
+#define ZMQ_PROXY_STREAM_STAT_STRAY_CHUNKS 18
+
+/**
+ * Bytes that arrived for a partner that had already left (dropped with the pair).
+ */
+#define ZMQ_PROXY_STREAM_STAT_DROPPED_BYTES 19
+
+/**
+ * Screened clients closed for sending more than 64 KiB while waiting for a worker.
+ */
+#define ZMQ_PROXY_STREAM_STAT_CLOSED_EARLY_OVERFLOW 20
+
+/**
+ * Number of counters in this version's STREAMSTATS frame.
+ */
+#define ZMQ_PROXY_STREAM_STAT_COUNT 21
+
+/**
+ * This library's version. Also returned by zmq_proxy_stream_version().
+ */
+#define ZMQ_PROXY_STREAM_VERSION_MAJOR 0
+
+#define ZMQ_PROXY_STREAM_VERSION_MINOR 1
+
+#define ZMQ_PROXY_STREAM_VERSION_PATCH 0
+
+/**
+ * A proxy's configuration. Opaque: made by zmq_proxy_stream_new(), released by
+ * zmq_proxy_stream_destroy().
+ */
+typedef struct zmq_proxy_stream_t zmq_proxy_stream_t;
+
+
+
+
+
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
 
 /**
- * Relays ZMTP streams between the connections of two ZMQ_STREAM sockets, pairing each
- * client connection on `frontend` with one worker connection on `backend`, so that CURVE
- * (and NULL, PLAIN, GSSAPI) runs end to end between client and worker. Blocks until a
- * TERMINATE command arrives on `control` or an error occurs.
+ * Makes a handle with default options. Returns NULL and sets errno (ENOMEM) on failure.
+ * A handle may be used by one thread at a time; it may run any number of proxies one
+ * after the other, each with the options set when its run started.
+ */
+zmq_proxy_stream_t *zmq_proxy_stream_new(void);
+
+/**
+ * Sets one ZMQ_PROXY_STREAM_* option, like zmq_setsockopt(): `value` points to an `int`
+ * (size sizeof(int)), an `int64_t` (ZMQ_PROXY_STREAM_PAIR_BUFFER, size 8) or the
+ * characters of a string (size its length; a trailing NUL is allowed). Returns 0, or -1
+ * with errno EFAULT (NULL handle, or NULL value with non-zero size) or EINVAL (unknown
+ * option, wrong size, value out of range); a refused call changes nothing.
  *
- * `frontend` and `backend` are distinct ZMQ_STREAM sockets made by the caller on its own
- * context, bound (or connected) before the call, with ZMQ_STREAM_NOTIFY left at its default
- * (1) and ZMQ_SNDHWM/ZMQ_RCVHWM set, if at all, before their bind or connect. Workers connect
- * to `backend`: each connection is one worker slot. `control` is NULL or a ZMQ_PAIR, ZMQ_REP,
- * ZMQ_SUB or ZMQ_PULL socket that receives zmq_proxy_steerable's commands:
- * "PAUSE", "RESUME", "TERMINATE" and "STATISTICS" (exact strings, one frame). STATISTICS is
- * answered (except on SUB/PULL) with 8 frames, each a native-endian uint64: frontend
- * messages in, bytes in, messages out, bytes out, then the same for the backend; a message
- * is one relayed data chunk and bytes are its payload. A REP control socket gets an empty
- * reply to every other command; unknown commands are ignored.
+ * # Safety
+ * `proxy` is NULL or a live handle; `value` points to `size` readable bytes.
+ */
+int zmq_proxy_stream_setopt(zmq_proxy_stream_t *proxy, int option, const void *value, size_t size);
+
+/**
+ * Reads one ZMQ_PROXY_STREAM_* option, like zmq_getsockopt(): `*size` says how many bytes
+ * `value` can take and is set to how many were written (strings include their NUL).
+ * Returns 0, or -1 with errno EFAULT (a NULL pointer) or EINVAL (unknown option, buffer
+ * too small).
  *
- * The library never closes the caller's sockets; while the call runs, no other thread may
- * use them. Several proxies may run at once, each on its own thread with its own sockets.
+ * # Safety
+ * `proxy` is NULL or a live handle; `value` points to `*size` writable bytes.
+ */
+int zmq_proxy_stream_getopt(zmq_proxy_stream_t *proxy, int option, void *value, size_t *size);
+
+/**
+ * Runs a proxy with the handle's options: everything zmq_proxy_stream() says holds, and
+ * EFAULT is also returned for a NULL handle.
+ *
+ * # Safety
+ * `proxy` is NULL or a live handle; the sockets as for zmq_proxy_stream().
+ */
+int zmq_proxy_stream_run(zmq_proxy_stream_t *proxy, void *frontend, void *backend, void *control);
+
+/**
+ * Releases the handle `*proxy_p` and sets `*proxy_p` to NULL. NULL and `*proxy_p == NULL`
+ * are accepted and do nothing. Must not be called while a run on the handle is going on.
+ *
+ * # Safety
+ * `proxy_p` is NULL or points to NULL or to a live handle.
+ */
+void zmq_proxy_stream_destroy(zmq_proxy_stream_t **proxy_p);
+
+/**
+ * Writes this library's version into the non-NULL arguments.
+ *
+ * # Safety
+ * Each argument is NULL or points to a writable int.
+ */
+void zmq_proxy_stream_version(int *major, int *minor, int *patch);
+
+/**
+ * Relays ZMTP sessions between two ZMQ_STREAM sockets: each client connection on
+ * `frontend` is paired with one worker connection on `backend`, and from the client's first
+ * handshake command on, their bytes are relayed untouched both ways, so that CURVE (and
+ * NULL, PLAIN, GSSAPI) runs end to end between client and worker: this proxy never holds a
+ * secret key and never sees plaintext. The proxy answers the ZMTP greeting on each side
+ * itself (the greeting is not covered by any mechanism's cryptography) and screens clients
+ * before they cost a worker anything. Blocks until TERMINATE arrives on `control` or an
+ * error occurs. Same as zmq_proxy_stream_run() on a handle with default options.
+ *
+ * Preconditions (the caller's):
+ * - `frontend` and `backend` are two distinct ZMQ_STREAM sockets made by the caller on its
+ *   own libzmq context and already bound (workers and clients connect to them).
+ * - ZMQ_STREAM_NOTIFY is left at its default (1): the proxy learns of connections and
+ *   disconnections only through it.
+ * - ZMQ_SNDHWM, ZMQ_RCVHWM and other socket options are set before zmq_bind(): libzmq
+ *   applies them only to later binds and connects.
+ * - While the call runs no other thread uses the three sockets. The library never closes
+ *   them; they remain the caller's and usable after the call returns.
+ *
+ * `control` is NULL or a ZMQ_PAIR, ZMQ_REP, ZMQ_SUB or ZMQ_PULL socket receiving
+ * zmq_proxy_steerable's commands, exact strings in one frame:
+ * - "PAUSE": stop reading and forwarding (nothing is lost: libzmq and TCP hold the bytes;
+ *   the proxy sleeps, it does not spin). "RESUME": continue.
+ * - "TERMINATE": return 0.
+ * - "STATISTICS": reply 8 frames, each a native-endian uint64: frontend messages in, bytes
+ *   in, messages out, bytes out, then the same four for the backend. A message is one data
+ *   chunk as one ZMQ_STREAM receive or send carries it; bytes are its payload (routing ids
+ *   not counted); greeting bytes the proxy exchanges itself are included.
+ * - "STREAMSTATS": reply one frame of native-endian uint64 counters indexed by the
+ *   ZMQ_PROXY_STREAM_STAT_* constants; its size tells how many there are.
+ * On ZMQ_REP every other command gets an empty reply (REP must answer); on ZMQ_SUB and
+ * ZMQ_PULL nothing is ever answered. Unknown commands are ignored.
+ *
+ * Rules for worker authors: workers connect to the backend (each connection is one worker
+ * slot; connect several times for several slots) with a ZMQ_ROUTER socket (a DEALER can
+ * deliver a late reply to the next client on the same connection), ZMQ_IMMEDIATE=1, as
+ * the mechanism's server (ZMQ_CURVE_SERVER=1 etc.). The proxy closes a worker connection
+ * when its client leaves; libzmq reconnects it by itself (ZMQ_RECONNECT_IVL). After a
+ * protocol error that screening cannot catch (a client using the wrong server key), libzmq
+ * never reconnects that connection: watch the socket monitor for
+ * ZMQ_EVENT_HANDSHAKE_FAILED_* and call zmq_connect() again. Idle worker connections are
+ * recycled before libzmq's ZMQ_HANDSHAKE_IVL (30 s) expires (ZMQ_PROXY_STREAM_WORKER_MAX_AGE).
+ * Through the proxy, a worker's ZAP handler sees the proxy's address, not the client's.
  *
  * Returns 0 after TERMINATE. Returns -1 and sets errno: EFAULT when `frontend` or `backend`
- * is NULL; EINVAL when they are not distinct ZMQ_STREAM sockets, or `control` is of another
- * type or is one of them; ENOTSOCK when a pointer is not a socket; ETERM when the context
- * was terminated; EINTR when a signal interrupted the wait; ENOTRECOVERABLE on an internal
- * error (a bug: please report it).
+ * is NULL; EINVAL when they are not two distinct ZMQ_STREAM sockets, or `control` is of
+ * another type or is one of them; ENOTSOCK when a pointer is not a socket; ETERM when the
+ * context was terminated; EINTR when a signal interrupted the wait; ENOTRECOVERABLE on an
+ * internal error (a bug: please report it).
+ *
+ * Thread safety: several proxies may run at once, each on its own thread with its own
+ * sockets.
  *
  * # Safety
  * Non-NULL arguments must be libzmq sockets that stay open for the whole call.

@@ -222,10 +222,13 @@ impl Driver {
                 Command::Resume => self.core.set_paused(false),
                 _ => {}
             }
-            let stats = self.core.stats().steerable_frames();
-            match reply_for(kind, command, stats) {
+            match reply_for(kind, command, self.core.stats()) {
                 Reply::None => {}
                 Reply::Empty => send_ignoring_full(control, &[], 0)?,
+                Reply::Packed(values) => {
+                    let bytes: Vec<u8> = values.iter().flat_map(|v| v.to_ne_bytes()).collect();
+                    send_ignoring_full(control, &bytes, 0)?;
+                }
                 Reply::Counters(values) => {
                     let last = values.len() - 1;
                     for (i, v) in values.iter().enumerate() {

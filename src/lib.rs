@@ -4,15 +4,20 @@
 //!
 //! Layout:
 //! - [`core`]: the sans-IO state machine (pairing, buffers, backpressure, teardown, counters).
+//! - [`zmtp`]: ZMTP greeting and command parsing and building (pure functions).
+//! - [`api`]: option names and STREAMSTATS indices (part of the C ABI).
 //! - [`control`]: zmq_proxy_steerable's control commands, as pure functions.
 //! - [`driver`]: the zmq_poll loop around the core.
 //! - [`zmq_io`]: the few libzmq calls, over borrowed raw sockets.
 //! - [`ffi`]: the C ABI (`include/zmq_proxy_stream.h`).
 
+pub mod api;
 pub mod control;
 pub mod core;
 pub mod driver;
 pub mod ffi;
+pub mod options;
 pub mod zmq_io;
+pub mod zmtp;
 
 pub use ffi::zmq_proxy_stream;

@@ -106,6 +106,22 @@ impl<P: AsRef<[u8]>> OutQueue<P> {
         });
     }
 
+    /// Queues bytes the proxy made itself (or already copied).
+    pub fn push_owned(&mut self, bytes: Vec<u8>) {
+        if bytes.is_empty() {
+            return;
+        }
+        let len = bytes.len();
+        let charge = bytes.capacity();
+        self.payload += len;
+        self.charge += charge;
+        self.entries.push_back(Entry {
+            chunk: Chunk::Copied(bytes),
+            len,
+            charge,
+        });
+    }
+
     /// Moves everything from `other` to the end of this queue, in order.
     pub fn append(&mut self, other: &mut OutQueue<P>) {
         self.payload += other.payload;

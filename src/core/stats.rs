@@ -1,8 +1,12 @@
 //! Counters the core keeps; the control socket reports them.
 
+use crate::api::*;
+use crate::zmtp::Mechanism;
+
 /// Traffic through one socket, in zmq_proxy_steerable's terms: a message is one data chunk
-/// (a routing-id frame and connect/disconnect notifications are not counted), bytes are the
-/// chunk's payload.
+/// (routing-id frames and connect/disconnect notifications are not counted), bytes are the
+/// chunk's payload. Greeting bytes the proxy itself exchanges with a peer are counted on
+/// that socket too.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct SideStats {
     pub msgs_in: u64,
@@ -11,31 +15,65 @@ pub struct SideStats {
     pub bytes_out: u64,
 }
 
+/// Why a client connection was refused or a pair closed early.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reject {
+    BadGreeting,
+    Mechanism,
+    BadCommand,
+    HandshakeTimeout,
+    WaitTimeout,
+    QueueFull,
+    BufferOverflow,
+    IdleTimeout,
+    EarlyOverflow,
+}
+
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Stats {
     pub frontend: SideStats,
     pub backend: SideStats,
-    /// Pairs relaying now.
     pub pairs_open: u64,
-    /// Pairs ever formed.
     pub pairs_total: u64,
-    /// Client connections waiting for a worker now.
+    /// Screened idle worker connections, by [`Mechanism::index`].
+    pub workers_idle: [u64; 4],
     pub clients_waiting: u64,
-    /// Worker connections waiting for a client now.
-    pub workers_idle: u64,
-    /// Pairs closed because one direction held more than the pair buffer.
+    pub reject_bad_greeting: u64,
+    pub reject_mechanism: u64,
+    pub reject_bad_command: u64,
+    pub reject_handshake_timeout: u64,
+    pub reject_wait_timeout: u64,
+    pub reject_queue_full: u64,
     pub closed_buffer_overflow: u64,
-    /// Unpaired connections closed because they sent more than a greeting's worth.
+    pub closed_idle_timeout: u64,
     pub closed_early_overflow: u64,
-    /// Chunks from routing ids the proxy does not know (late data of a closed connection).
-    pub stray_chunks: u64,
-    /// Bytes that arrived for a partner that had already left.
-    pub dropped_bytes: u64,
-    /// Sends that met a full pipe (EAGAIN) and were retried later.
+    pub workers_rejected: u64,
+    pub workers_recycled: u64,
     pub send_retries: u64,
+    pub stray_chunks: u64,
+    pub dropped_bytes: u64,
 }
 
 impl Stats {
+    pub fn count(&mut self, reason: Reject) {
+        let c = match reason {
+            Reject::BadGreeting => &mut self.reject_bad_greeting,
+            Reject::Mechanism => &mut self.reject_mechanism,
+            Reject::BadCommand => &mut self.reject_bad_command,
+            Reject::HandshakeTimeout => &mut self.reject_handshake_timeout,
+            Reject::WaitTimeout => &mut self.reject_wait_timeout,
+            Reject::QueueFull => &mut self.reject_queue_full,
+            Reject::BufferOverflow => &mut self.closed_buffer_overflow,
+            Reject::IdleTimeout => &mut self.closed_idle_timeout,
+            Reject::EarlyOverflow => &mut self.closed_early_overflow,
+        };
+        *c += 1;
+    }
+
+    pub fn idle_workers(&self, m: Mechanism) -> u64 {
+        self.workers_idle[m.index()]
+    }
+
     /// The eight values of zmq_proxy_steerable's STATISTICS reply, in its order.
     pub fn steerable_frames(&self) -> [u64; 8] {
         let f = &self.frontend;
@@ -50,5 +88,42 @@ impl Stats {
             b.msgs_out,
             b.bytes_out,
         ]
+    }
+
+    /// The STREAMSTATS counters, in the order of the ZMQ_PROXY_STREAM_STAT_* constants.
+    pub fn stream_counters(&self) -> Vec<u64> {
+        let mut v = vec![0u64; ZMQ_PROXY_STREAM_STAT_COUNT as usize];
+        let mut set = |i: i32, x: u64| v[i as usize] = x;
+        set(ZMQ_PROXY_STREAM_STAT_PAIRS_OPEN, self.pairs_open);
+        set(ZMQ_PROXY_STREAM_STAT_PAIRS_TOTAL, self.pairs_total);
+        set(ZMQ_PROXY_STREAM_STAT_WORKERS_IDLE_NULL, self.workers_idle[0]);
+        set(ZMQ_PROXY_STREAM_STAT_WORKERS_IDLE_PLAIN, self.workers_idle[1]);
+        set(ZMQ_PROXY_STREAM_STAT_WORKERS_IDLE_CURVE, self.workers_idle[2]);
+        set(ZMQ_PROXY_STREAM_STAT_WORKERS_IDLE_GSSAPI, self.workers_idle[3]);
+        set(ZMQ_PROXY_STREAM_STAT_CLIENTS_WAITING, self.clients_waiting);
+        set(ZMQ_PROXY_STREAM_STAT_REJECT_BAD_GREETING, self.reject_bad_greeting);
+        set(ZMQ_PROXY_STREAM_STAT_REJECT_MECHANISM, self.reject_mechanism);
+        set(ZMQ_PROXY_STREAM_STAT_REJECT_BAD_COMMAND, self.reject_bad_command);
+        set(
+            ZMQ_PROXY_STREAM_STAT_REJECT_HANDSHAKE_TIMEOUT,
+            self.reject_handshake_timeout,
+        );
+        set(ZMQ_PROXY_STREAM_STAT_REJECT_WAIT_TIMEOUT, self.reject_wait_timeout);
+        set(ZMQ_PROXY_STREAM_STAT_REJECT_QUEUE_FULL, self.reject_queue_full);
+        set(
+            ZMQ_PROXY_STREAM_STAT_CLOSED_BUFFER_OVERFLOW,
+            self.closed_buffer_overflow,
+        );
+        set(ZMQ_PROXY_STREAM_STAT_CLOSED_IDLE_TIMEOUT, self.closed_idle_timeout);
+        set(ZMQ_PROXY_STREAM_STAT_WORKERS_REJECTED, self.workers_rejected);
+        set(ZMQ_PROXY_STREAM_STAT_WORKERS_RECYCLED, self.workers_recycled);
+        set(ZMQ_PROXY_STREAM_STAT_SEND_RETRIES, self.send_retries);
+        set(ZMQ_PROXY_STREAM_STAT_STRAY_CHUNKS, self.stray_chunks);
+        set(ZMQ_PROXY_STREAM_STAT_DROPPED_BYTES, self.dropped_bytes);
+        set(
+            ZMQ_PROXY_STREAM_STAT_CLOSED_EARLY_OVERFLOW,
+            self.closed_early_overflow,
+        );
+        v
     }
 }

@@ -1,0 +1,77 @@
+//! Numbers that are part of the C ABI: option names and the order of STREAMSTATS counters.
+//! They only ever grow; a published value never changes meaning.
+
+use std::os::raw::c_int;
+
+/// Mechanisms clients may use and workers may offer: a string of comma-separated names
+/// out of NULL, PLAIN, CURVE and GSSAPI (case-insensitive), e.g. "CURVE" or "CURVE,PLAIN".
+/// Default: all four.
+pub const ZMQ_PROXY_STREAM_MECHANISMS: c_int = 1;
+/// int, milliseconds: a client must send its greeting and first handshake command within
+/// this time of connecting, or it is closed (slowloris). Worker connections must send their
+/// greeting within it too. 0 = no limit. Default 5000.
+pub const ZMQ_PROXY_STREAM_HANDSHAKE_TIMEOUT: c_int = 2;
+/// int, milliseconds: a screened client waits at most this long for a worker, then is
+/// closed. 0 = no limit. Default 20000 (below libzmq's 30 s ZMQ_HANDSHAKE_IVL).
+pub const ZMQ_PROXY_STREAM_WAIT_TIMEOUT: c_int = 3;
+/// int, count: screened clients waiting for a worker beyond this are closed at once.
+/// Default 1024.
+pub const ZMQ_PROXY_STREAM_MAX_WAITING: c_int = 4;
+/// int, count: pairs relaying at once; further clients wait. 0 = unlimited (default).
+pub const ZMQ_PROXY_STREAM_MAX_PAIRS: c_int = 5;
+/// int64_t, bytes: memory one direction of one pair may hold in the proxy (beyond libzmq's
+/// own pipes) while its destination does not keep up; a pair that needs more is closed.
+/// At least 16384. Default 4 MiB.
+pub const ZMQ_PROXY_STREAM_PAIR_BUFFER: c_int = 6;
+/// int, milliseconds: a pair with no traffic either way for this long is closed.
+/// 0 = never (default).
+pub const ZMQ_PROXY_STREAM_IDLE_TIMEOUT: c_int = 7;
+/// int, milliseconds: idle worker connections older than this are closed, so that a dial-in
+/// worker reconnects with a fresh connection before libzmq's own ZMQ_HANDSHAKE_IVL (30 s by
+/// default) resets it in the middle of a pairing. 0 = never. Default 20000.
+pub const ZMQ_PROXY_STREAM_WORKER_MAX_AGE: c_int = 8;
+
+/// STREAMSTATS: the reply is one frame of native-endian uint64 counters, in this order.
+/// New counters are only ever appended; read the frame's size to know how many there are.
+/// Pairs relaying now.
+pub const ZMQ_PROXY_STREAM_STAT_PAIRS_OPEN: c_int = 0;
+/// Pairs formed since the proxy started.
+pub const ZMQ_PROXY_STREAM_STAT_PAIRS_TOTAL: c_int = 1;
+/// Screened worker connections waiting for a client, by mechanism.
+pub const ZMQ_PROXY_STREAM_STAT_WORKERS_IDLE_NULL: c_int = 2;
+pub const ZMQ_PROXY_STREAM_STAT_WORKERS_IDLE_PLAIN: c_int = 3;
+pub const ZMQ_PROXY_STREAM_STAT_WORKERS_IDLE_CURVE: c_int = 4;
+pub const ZMQ_PROXY_STREAM_STAT_WORKERS_IDLE_GSSAPI: c_int = 5;
+/// Screened clients waiting for a worker.
+pub const ZMQ_PROXY_STREAM_STAT_CLIENTS_WAITING: c_int = 6;
+/// Clients closed because their first bytes were not a ZMTP 3.x client greeting.
+pub const ZMQ_PROXY_STREAM_STAT_REJECT_BAD_GREETING: c_int = 7;
+/// Clients closed because their mechanism is not in ZMQ_PROXY_STREAM_MECHANISMS.
+pub const ZMQ_PROXY_STREAM_STAT_REJECT_MECHANISM: c_int = 8;
+/// Clients closed because their first handshake command was malformed.
+pub const ZMQ_PROXY_STREAM_STAT_REJECT_BAD_COMMAND: c_int = 9;
+/// Clients closed because greeting and first command took longer than the handshake timeout.
+pub const ZMQ_PROXY_STREAM_STAT_REJECT_HANDSHAKE_TIMEOUT: c_int = 10;
+/// Clients closed after waiting longer than the wait timeout for a worker.
+pub const ZMQ_PROXY_STREAM_STAT_REJECT_WAIT_TIMEOUT: c_int = 11;
+/// Clients closed because ZMQ_PROXY_STREAM_MAX_WAITING clients were already waiting.
+pub const ZMQ_PROXY_STREAM_STAT_REJECT_QUEUE_FULL: c_int = 12;
+/// Pairs closed because one direction needed more than ZMQ_PROXY_STREAM_PAIR_BUFFER.
+pub const ZMQ_PROXY_STREAM_STAT_CLOSED_BUFFER_OVERFLOW: c_int = 13;
+/// Pairs closed after ZMQ_PROXY_STREAM_IDLE_TIMEOUT without traffic.
+pub const ZMQ_PROXY_STREAM_STAT_CLOSED_IDLE_TIMEOUT: c_int = 14;
+/// Worker connections closed for a bad greeting, a wrong role, a disallowed mechanism,
+/// bytes sent before pairing, or a greeting slower than the handshake timeout.
+pub const ZMQ_PROXY_STREAM_STAT_WORKERS_REJECTED: c_int = 15;
+/// Idle worker connections closed at ZMQ_PROXY_STREAM_WORKER_MAX_AGE.
+pub const ZMQ_PROXY_STREAM_STAT_WORKERS_RECYCLED: c_int = 16;
+/// Sends that met a full libzmq pipe (EAGAIN) and were retried.
+pub const ZMQ_PROXY_STREAM_STAT_SEND_RETRIES: c_int = 17;
+/// Data chunks from connections the proxy had already closed (dropped).
+pub const ZMQ_PROXY_STREAM_STAT_STRAY_CHUNKS: c_int = 18;
+/// Bytes that arrived for a partner that had already left (dropped with the pair).
+pub const ZMQ_PROXY_STREAM_STAT_DROPPED_BYTES: c_int = 19;
+/// Screened clients closed for sending more than 64 KiB while waiting for a worker.
+pub const ZMQ_PROXY_STREAM_STAT_CLOSED_EARLY_OVERFLOW: c_int = 20;
+/// Number of counters in this version's STREAMSTATS frame.
+pub const ZMQ_PROXY_STREAM_STAT_COUNT: c_int = 21;

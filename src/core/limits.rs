@@ -1,0 +1,61 @@
+//! The core's limits and timings: what the options API sets.
+
+use std::time::Duration;
+
+use crate::zmtp::MechanismSet;
+
+/// Limits and timings of the core. All have working defaults.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// Mechanisms clients may use and workers may offer.
+    pub mechanisms: MechanismSet,
+    /// Greeting plus first command must arrive within this time of connecting.
+    pub handshake_timeout: Option<Duration>,
+    /// A screened client waits at most this long for a worker.
+    pub wait_timeout: Option<Duration>,
+    /// Screened clients that may wait at once.
+    pub max_waiting: usize,
+    /// Pairs relaying at once.
+    pub max_pairs: Option<usize>,
+    /// Memory one direction of a pair may hold in the proxy before the pair is closed.
+    pub pair_buffer: usize,
+    /// A pair without traffic for this long is closed.
+    pub idle_timeout: Option<Duration>,
+    /// Idle worker connections older than this are closed (to come back fresh).
+    pub worker_max_age: Option<Duration>,
+    /// Bytes a screened client may send while it waits for a worker.
+    pub early_buffer: usize,
+    /// First wait before retrying a send that met a full pipe; doubles up to `retry_max`.
+    pub retry_min: Duration,
+    pub retry_max: Duration,
+    /// After the last bytes to a closing connection were handed to libzmq, wait this long
+    /// before asking whether they left the machine.
+    pub close_settle: Duration,
+    /// Give up waiting for forwarded bytes to leave, and for libzmq to accept the close,
+    /// after this long.
+    pub close_linger: Duration,
+    /// How long ids of connections the proxy closed are remembered, to ignore their late
+    /// notifications and data.
+    pub tombstone_ttl: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            mechanisms: MechanismSet::ALL,
+            handshake_timeout: Some(Duration::from_millis(5000)),
+            wait_timeout: Some(Duration::from_millis(20000)),
+            max_waiting: 1024,
+            max_pairs: None,
+            pair_buffer: 4 << 20,
+            idle_timeout: None,
+            worker_max_age: Some(Duration::from_millis(20000)),
+            early_buffer: 64 << 10,
+            retry_min: Duration::from_millis(1),
+            retry_max: Duration::from_millis(32),
+            close_settle: Duration::from_millis(5),
+            close_linger: Duration::from_secs(2),
+            tombstone_ttl: Duration::from_secs(60),
+        }
+    }
+}

@@ -1,0 +1,90 @@
+//! Deadlines of connections: send retries, handshake and wait timeouts, worker age, pair
+//! idleness. One heap; entries that no longer apply are recognised and skipped when they
+//! fire, so nothing has to be cancelled.
+
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+use std::time::Instant;
+
+use super::{Core, Key, Reject, State};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub(super) enum TimerKind {
+    /// Retry a send or close that libzmq refused.
+    Retry,
+    Handshake,
+    Wait,
+    MaxAge,
+    Idle,
+}
+
+#[derive(Default)]
+pub(super) struct Timers {
+    heap: BinaryHeap<Reverse<(Instant, Key, TimerKind)>>,
+}
+
+impl Timers {
+    pub(super) fn arm(&mut self, at: Instant, key: Key, kind: TimerKind) {
+        self.heap.push(Reverse((at, key, kind)));
+    }
+
+    pub(super) fn next(&self) -> Option<Instant> {
+        self.heap.peek().map(|Reverse((at, _, _))| *at)
+    }
+
+    fn pop_due(&mut self, now: Instant) -> Option<(Instant, Key, TimerKind)> {
+        match self.heap.peek() {
+            Some(Reverse((at, _, _))) if *at <= now => self.heap.pop().map(|Reverse(t)| t),
+            _ => None,
+        }
+    }
+}
+
+impl<P: AsRef<[u8]>> Core<P> {
+    pub(super) fn fire_timers(&mut self, now: Instant) {
+        while let Some((at, key, kind)) = self.timers.pop_due(now) {
+            let Some(conn) = self.conns.get_mut(key) else {
+                continue;
+            };
+            match (kind, conn.state) {
+                (TimerKind::Retry, _) => {
+                    if conn.blocked_until == Some(at) {
+                        conn.blocked_until = None;
+                        self.mark_ready(key);
+                    }
+                }
+                (TimerKind::Handshake, State::ClientHandshake { .. } | State::WorkerHandshake) => {
+                    self.reject(now, key, Reject::HandshakeTimeout);
+                }
+                (TimerKind::Wait, State::Waiting(_)) => {
+                    self.reject(now, key, Reject::WaitTimeout);
+                }
+                (TimerKind::MaxAge, State::Idle(m)) => {
+                    self.stats.workers_recycled += 1;
+                    self.stats.workers_idle[m.index()] -= 1;
+                    self.start_close(now, key, false);
+                }
+                (TimerKind::Idle, State::Paired(partner)) => {
+                    let idle = self.limits.idle_timeout.expect("armed only when set");
+                    let partner_activity = self
+                        .conns
+                        .get(partner)
+                        .map(|p| p.last_activity)
+                        .unwrap_or(now);
+                    let conn = self.conns.get(key).expect("live");
+                    let last = conn.last_activity.max(partner_activity);
+                    if now >= last + idle {
+                        self.stats.count(Reject::IdleTimeout);
+                        self.end_pair(now, key, partner);
+                        self.start_close(now, key, true);
+                        self.start_close(now, partner, true);
+                    } else {
+                        self.timers.arm(last + idle, key, TimerKind::Idle);
+                    }
+                }
+                // The connection moved on since the timer was armed.
+                _ => {}
+            }
+        }
+    }
+}

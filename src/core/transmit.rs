@@ -1,0 +1,191 @@
+//! What the driver sends next, and what happens after libzmq took it or refused it.
+
+use std::time::Instant;
+
+use super::timers::TimerKind;
+use super::{Chunk, Conn, Core, Key, PeerInfo, Side, State};
+
+/// How a send the core asked for went.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SendOutcome {
+    /// libzmq took it.
+    Sent,
+    /// EAGAIN: the connection's pipe is full (or it is going away). Try again later.
+    WouldBlock,
+    /// EHOSTUNREACH: libzmq no longer knows this connection.
+    Unreachable,
+    /// Close only: bytes sent earlier have not left the machine yet.
+    NotDrained,
+}
+
+/// What to do with a connection, named by socket and routing id.
+pub enum TransmitKind<'a, P> {
+    /// Send `[id][chunk]`. On success the chunk may be left empty (moved into libzmq).
+    Data(&'a mut Chunk<P>),
+    /// Send `[id][]`, which closes the connection. When `check_drained` is set the driver
+    /// first checks that what was forwarded earlier has left the machine and answers
+    /// [`SendOutcome::NotDrained`] if not. When `force` is set, libzmq has refused the close
+    /// for longer than the linger (its pipe to a peer that reads nothing stays full,
+    /// libzmq #4828): the driver shuts the TCP socket down under libzmq, which then drops
+    /// the connection itself.
+    Close { check_drained: bool, force: bool },
+}
+
+pub struct Transmit<'a, P> {
+    pub side: Side,
+    pub id: &'a [u8],
+    /// The connection's socket, if the driver reported it.
+    pub peer: Option<PeerInfo>,
+    pub kind: TransmitKind<'a, P>,
+    pub token: TransmitToken,
+}
+
+/// Names the transmit in [`Core::on_transmit`].
+#[derive(Clone, Copy, Debug)]
+pub struct TransmitToken {
+    key: Key,
+    close: bool,
+}
+
+impl<P: AsRef<[u8]>> Core<P> {
+    fn has_work(conn: &Conn<P>) -> bool {
+        !conn.out.is_empty() || matches!(conn.state, State::Closing { .. })
+    }
+
+    pub(super) fn mark_ready(&mut self, key: Key) {
+        let Some(conn) = self.conns.get_mut(key) else {
+            return;
+        };
+        if conn.in_ready || conn.blocked_until.is_some() || !Self::has_work(conn) {
+            return;
+        }
+        conn.in_ready = true;
+        self.ready.push_back(key);
+    }
+
+    fn block(&mut self, key: Key, until: Instant) {
+        let conn = self.conns.get_mut(key).expect("live conn");
+        conn.blocked_until = Some(until);
+        self.timers.arm(until, key, TimerKind::Retry);
+    }
+
+    /// The next send to make, if any. Call [`Core::on_transmit`] with its token before asking
+    /// again.
+    pub fn next_transmit(&mut self, now: Instant) -> Option<Transmit<'_, P>> {
+        if self.paused {
+            return None;
+        }
+        self.fire_timers(now);
+        loop {
+            let key = *self.ready.front()?;
+            let settle = self.limits.close_settle;
+            let conn = match self.conns.get_mut(key) {
+                Some(c) if c.in_ready && c.blocked_until.is_none() && Self::has_work(c) => c,
+                Some(c) => {
+                    c.in_ready = false;
+                    self.ready.pop_front();
+                    continue;
+                }
+                None => {
+                    self.ready.pop_front();
+                    continue;
+                }
+            };
+            if let State::Closing {
+                flush: true,
+                deadline,
+            } = conn.state
+            {
+                if now >= deadline && !conn.out.is_empty() {
+                    // The peer stopped reading; what it never took is dropped with it.
+                    conn.out.clear();
+                }
+            }
+            if !conn.out.is_empty() {
+                let conn = self.conns.get_mut(key).expect("checked above");
+                return Some(Transmit {
+                    side: conn.side,
+                    id: conn.id.as_bytes(),
+                    peer: conn.peer,
+                    kind: TransmitKind::Data(conn.out.front_mut().expect("not empty")),
+                    token: TransmitToken { key, close: false },
+                });
+            }
+            let State::Closing { flush, deadline } = conn.state else {
+                unreachable!("has_work without data means closing");
+            };
+            // Give libzmq's I/O thread a moment to move what we handed it into the kernel
+            // before asking whether it left (libzmq #4763 cuts the tail of a close that
+            // follows data too closely).
+            if flush {
+                if let Some(last) = conn.last_sent {
+                    if now < last + settle {
+                        conn.in_ready = false;
+                        self.ready.pop_front();
+                        self.block(key, last + settle);
+                        continue;
+                    }
+                }
+            }
+            let conn = self.conns.get_mut(key).expect("checked above");
+            return Some(Transmit {
+                side: conn.side,
+                id: conn.id.as_bytes(),
+                peer: conn.peer,
+                kind: TransmitKind::Close {
+                    check_drained: flush && now < deadline && conn.last_sent.is_some(),
+                    force: now >= deadline,
+                },
+                token: TransmitToken { key, close: true },
+            });
+        }
+    }
+
+    /// Reports how the transmit named by `token` went.
+    pub fn on_transmit(&mut self, now: Instant, token: TransmitToken, outcome: SendOutcome) {
+        let key = token.key;
+        let Some(conn) = self.conns.get_mut(key) else {
+            return;
+        };
+        match (token.close, outcome) {
+            (false, SendOutcome::Sent) => {
+                let len = conn.out.pop_sent();
+                conn.last_sent = Some(now);
+                conn.retry = self.limits.retry_min;
+                let side = conn.side;
+                let more = Self::has_work(conn);
+                if !more {
+                    conn.in_ready = false;
+                }
+                let s = self.side_stats(side);
+                s.msgs_out += 1;
+                s.bytes_out += len as u64;
+                let front = self.ready.pop_front();
+                debug_assert_eq!(front, Some(key));
+                if more {
+                    // To the back, so that one busy connection cannot starve the others.
+                    self.ready.push_back(key);
+                }
+            }
+            (true, SendOutcome::Sent) | (true, SendOutcome::Unreachable) => {
+                self.ready.pop_front();
+                self.forget(key, true, now);
+            }
+            (false, SendOutcome::Unreachable) => {
+                self.ready.pop_front();
+                conn.in_ready = false;
+                self.on_gone(now, key);
+            }
+            (_, SendOutcome::WouldBlock) | (_, SendOutcome::NotDrained) => {
+                if outcome == SendOutcome::WouldBlock {
+                    self.stats.send_retries += 1;
+                }
+                let retry = conn.retry;
+                conn.retry = (retry * 2).min(self.limits.retry_max);
+                conn.in_ready = false;
+                self.ready.pop_front();
+                self.block(key, now + retry);
+            }
+        }
+    }
+}
