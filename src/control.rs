@@ -89,13 +89,22 @@ mod tests {
         st.backend.bytes_out = 8;
         st.pairs_open = 3;
         let s = vec![1, 0, 0, 0, 0, 0, 0, 8];
-        assert_eq!(reply_for(ControlKind::Rep, Command::Pause, &st), Reply::Empty);
-        assert_eq!(reply_for(ControlKind::Rep, Command::Unknown, &st), Reply::Empty);
+        assert_eq!(
+            reply_for(ControlKind::Rep, Command::Pause, &st),
+            Reply::Empty
+        );
+        assert_eq!(
+            reply_for(ControlKind::Rep, Command::Unknown, &st),
+            Reply::Empty
+        );
         assert_eq!(
             reply_for(ControlKind::Rep, Command::Statistics, &st),
             Reply::Counters(s.clone())
         );
-        assert_eq!(reply_for(ControlKind::Pair, Command::Pause, &st), Reply::None);
+        assert_eq!(
+            reply_for(ControlKind::Pair, Command::Pause, &st),
+            Reply::None
+        );
         assert_eq!(
             reply_for(ControlKind::Pair, Command::Statistics, &st),
             Reply::Counters(s)

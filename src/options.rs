@@ -143,17 +143,22 @@ mod tests {
     #[test]
     fn values_set_and_read_back() {
         let mut o = Options::default();
-        o.set(ZMQ_PROXY_STREAM_MECHANISMS, b"curve,PLAIN\0").unwrap();
+        o.set(ZMQ_PROXY_STREAM_MECHANISMS, b"curve,PLAIN\0")
+            .unwrap();
         let mut s = [0u8; 64];
         let n = o.get(ZMQ_PROXY_STREAM_MECHANISMS, &mut s).unwrap();
         assert_eq!(&s[..n], b"PLAIN,CURVE\0");
-        o.set(ZMQ_PROXY_STREAM_IDLE_TIMEOUT, &250i32.to_ne_bytes()).unwrap();
+        o.set(ZMQ_PROXY_STREAM_IDLE_TIMEOUT, &250i32.to_ne_bytes())
+            .unwrap();
         assert_eq!(o.limits.idle_timeout, Some(Duration::from_millis(250)));
-        o.set(ZMQ_PROXY_STREAM_MAX_PAIRS, &7i32.to_ne_bytes()).unwrap();
+        o.set(ZMQ_PROXY_STREAM_MAX_PAIRS, &7i32.to_ne_bytes())
+            .unwrap();
         assert_eq!(o.limits.max_pairs, Some(7));
-        o.set(ZMQ_PROXY_STREAM_HANDSHAKE_TIMEOUT, &0i32.to_ne_bytes()).unwrap();
+        o.set(ZMQ_PROXY_STREAM_HANDSHAKE_TIMEOUT, &0i32.to_ne_bytes())
+            .unwrap();
         assert_eq!(o.limits.handshake_timeout, None);
-        o.set(ZMQ_PROXY_STREAM_PAIR_BUFFER, &(1i64 << 20).to_ne_bytes()).unwrap();
+        o.set(ZMQ_PROXY_STREAM_PAIR_BUFFER, &(1i64 << 20).to_ne_bytes())
+            .unwrap();
         assert_eq!(o.limits.pair_buffer, 1 << 20);
     }
 
@@ -163,11 +168,20 @@ mod tests {
         let before = o.clone();
         let e = Err(libc::EINVAL);
         assert_eq!(o.set(999, &1i32.to_ne_bytes()), e);
-        assert_eq!(o.set(ZMQ_PROXY_STREAM_IDLE_TIMEOUT, &(-1i32).to_ne_bytes()), e);
+        assert_eq!(
+            o.set(ZMQ_PROXY_STREAM_IDLE_TIMEOUT, &(-1i32).to_ne_bytes()),
+            e
+        );
         assert_eq!(o.set(ZMQ_PROXY_STREAM_IDLE_TIMEOUT, &1i64.to_ne_bytes()), e);
         assert_eq!(o.set(ZMQ_PROXY_STREAM_IDLE_TIMEOUT, &[1, 0]), e);
-        assert_eq!(o.set(ZMQ_PROXY_STREAM_PAIR_BUFFER, &1024i32.to_ne_bytes()), e);
-        assert_eq!(o.set(ZMQ_PROXY_STREAM_PAIR_BUFFER, &100i64.to_ne_bytes()), e);
+        assert_eq!(
+            o.set(ZMQ_PROXY_STREAM_PAIR_BUFFER, &1024i32.to_ne_bytes()),
+            e
+        );
+        assert_eq!(
+            o.set(ZMQ_PROXY_STREAM_PAIR_BUFFER, &100i64.to_ne_bytes()),
+            e
+        );
         assert_eq!(o.set(ZMQ_PROXY_STREAM_MECHANISMS, b""), e);
         assert_eq!(o.set(ZMQ_PROXY_STREAM_MECHANISMS, b"CURVE,TLS"), e);
         assert_eq!(o.set(ZMQ_PROXY_STREAM_MECHANISMS, &[0xff, 0xfe]), e);

@@ -134,7 +134,10 @@ pub enum Parsed<T> {
     /// Valid so far; more bytes are needed.
     Incomplete,
     /// Complete; `len` bytes were used.
-    Done { value: T, len: usize },
+    Done {
+        value: T,
+        len: usize,
+    },
     Invalid(Violation),
 }
 

@@ -57,7 +57,9 @@ pub struct PeerInfo {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum State {
     /// A client whose greeting (then first command, once `greeting` is known) is arriving.
-    ClientHandshake { greeting: Option<Greeting> },
+    ClientHandshake {
+        greeting: Option<Greeting>,
+    },
     /// A screened client waiting for a worker.
     Waiting(Mechanism),
     /// A worker connection whose greeting is arriving.
@@ -67,7 +69,10 @@ enum State {
     Idle(Mechanism),
     Paired(Key),
     /// To be closed once `out` has drained, or at once when `flush` is false.
-    Closing { flush: bool, deadline: Instant },
+    Closing {
+        flush: bool,
+        deadline: Instant,
+    },
 }
 
 struct Conn<P> {
@@ -255,7 +260,10 @@ impl<P: AsRef<[u8]>> Core<P> {
     ) {
         let early_limit = self.limits.early_buffer;
         let pair_limit = self.limits.pair_buffer;
-        let conn = self.conns.get_mut(key).expect("id map points at a live conn");
+        let conn = self
+            .conns
+            .get_mut(key)
+            .expect("id map points at a live conn");
         if conn.peer.is_none() {
             conn.peer = peer(&data);
         }

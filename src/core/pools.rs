@@ -4,8 +4,8 @@
 use std::collections::VecDeque;
 use std::time::Instant;
 
-use super::{Core, Key, Slab, State, Stats};
 use super::timers::TimerKind;
+use super::{Core, Key, Slab, State, Stats};
 use crate::zmtp::{self, Mechanism};
 
 /// Queues of keys. Departed entries are left in place and skipped when met (their state no
@@ -28,7 +28,11 @@ impl Pools {
         }
     }
 
-    fn pop_live<P>(queue: &mut VecDeque<Key>, conns: &Slab<super::Conn<P>>, want: State) -> Option<Key> {
+    fn pop_live<P>(
+        queue: &mut VecDeque<Key>,
+        conns: &Slab<super::Conn<P>>,
+        want: State,
+    ) -> Option<Key> {
         while let Some(k) = queue.pop_front() {
             if conns.get(k).is_some_and(|c| c.state == want) {
                 return Some(k);
@@ -39,7 +43,11 @@ impl Pools {
 
     fn compact<P>(queue: &mut VecDeque<Key>, conns: &Slab<super::Conn<P>>, live: u64) {
         if queue.len() > 64 && queue.len() as u64 > 2 * live + 32 {
-            queue.retain(|k| conns.get(*k).is_some_and(|c| matches!(c.state, State::Waiting(_) | State::Idle(_))));
+            queue.retain(|k| {
+                conns
+                    .get(*k)
+                    .is_some_and(|c| matches!(c.state, State::Waiting(_) | State::Idle(_)))
+            });
         }
     }
 }
@@ -90,9 +98,8 @@ impl<P: AsRef<[u8]>> Core<P> {
                 else {
                     break;
                 };
-                let worker =
-                    Pools::pop_live(&mut self.pools.idle[i], &self.conns, State::Idle(m))
-                        .expect("idle count says a worker is idle");
+                let worker = Pools::pop_live(&mut self.pools.idle[i], &self.conns, State::Idle(m))
+                    .expect("idle count says a worker is idle");
                 self.pair(now, client, worker, m);
             }
         }

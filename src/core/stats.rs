@@ -96,27 +96,63 @@ impl Stats {
         let mut set = |i: i32, x: u64| v[i as usize] = x;
         set(ZMQ_PROXY_STREAM_STAT_PAIRS_OPEN, self.pairs_open);
         set(ZMQ_PROXY_STREAM_STAT_PAIRS_TOTAL, self.pairs_total);
-        set(ZMQ_PROXY_STREAM_STAT_WORKERS_IDLE_NULL, self.workers_idle[0]);
-        set(ZMQ_PROXY_STREAM_STAT_WORKERS_IDLE_PLAIN, self.workers_idle[1]);
-        set(ZMQ_PROXY_STREAM_STAT_WORKERS_IDLE_CURVE, self.workers_idle[2]);
-        set(ZMQ_PROXY_STREAM_STAT_WORKERS_IDLE_GSSAPI, self.workers_idle[3]);
+        set(
+            ZMQ_PROXY_STREAM_STAT_WORKERS_IDLE_NULL,
+            self.workers_idle[0],
+        );
+        set(
+            ZMQ_PROXY_STREAM_STAT_WORKERS_IDLE_PLAIN,
+            self.workers_idle[1],
+        );
+        set(
+            ZMQ_PROXY_STREAM_STAT_WORKERS_IDLE_CURVE,
+            self.workers_idle[2],
+        );
+        set(
+            ZMQ_PROXY_STREAM_STAT_WORKERS_IDLE_GSSAPI,
+            self.workers_idle[3],
+        );
         set(ZMQ_PROXY_STREAM_STAT_CLIENTS_WAITING, self.clients_waiting);
-        set(ZMQ_PROXY_STREAM_STAT_REJECT_BAD_GREETING, self.reject_bad_greeting);
-        set(ZMQ_PROXY_STREAM_STAT_REJECT_MECHANISM, self.reject_mechanism);
-        set(ZMQ_PROXY_STREAM_STAT_REJECT_BAD_COMMAND, self.reject_bad_command);
+        set(
+            ZMQ_PROXY_STREAM_STAT_REJECT_BAD_GREETING,
+            self.reject_bad_greeting,
+        );
+        set(
+            ZMQ_PROXY_STREAM_STAT_REJECT_MECHANISM,
+            self.reject_mechanism,
+        );
+        set(
+            ZMQ_PROXY_STREAM_STAT_REJECT_BAD_COMMAND,
+            self.reject_bad_command,
+        );
         set(
             ZMQ_PROXY_STREAM_STAT_REJECT_HANDSHAKE_TIMEOUT,
             self.reject_handshake_timeout,
         );
-        set(ZMQ_PROXY_STREAM_STAT_REJECT_WAIT_TIMEOUT, self.reject_wait_timeout);
-        set(ZMQ_PROXY_STREAM_STAT_REJECT_QUEUE_FULL, self.reject_queue_full);
+        set(
+            ZMQ_PROXY_STREAM_STAT_REJECT_WAIT_TIMEOUT,
+            self.reject_wait_timeout,
+        );
+        set(
+            ZMQ_PROXY_STREAM_STAT_REJECT_QUEUE_FULL,
+            self.reject_queue_full,
+        );
         set(
             ZMQ_PROXY_STREAM_STAT_CLOSED_BUFFER_OVERFLOW,
             self.closed_buffer_overflow,
         );
-        set(ZMQ_PROXY_STREAM_STAT_CLOSED_IDLE_TIMEOUT, self.closed_idle_timeout);
-        set(ZMQ_PROXY_STREAM_STAT_WORKERS_REJECTED, self.workers_rejected);
-        set(ZMQ_PROXY_STREAM_STAT_WORKERS_RECYCLED, self.workers_recycled);
+        set(
+            ZMQ_PROXY_STREAM_STAT_CLOSED_IDLE_TIMEOUT,
+            self.closed_idle_timeout,
+        );
+        set(
+            ZMQ_PROXY_STREAM_STAT_WORKERS_REJECTED,
+            self.workers_rejected,
+        );
+        set(
+            ZMQ_PROXY_STREAM_STAT_WORKERS_RECYCLED,
+            self.workers_recycled,
+        );
         set(ZMQ_PROXY_STREAM_STAT_SEND_RETRIES, self.send_retries);
         set(ZMQ_PROXY_STREAM_STAT_STRAY_CHUNKS, self.stray_chunks);
         set(ZMQ_PROXY_STREAM_STAT_DROPPED_BYTES, self.dropped_bytes);

@@ -42,12 +42,13 @@ impl Sim {
     }
 
     fn recv(&mut self, side: Side, n: u32, data: &[u8]) {
-        self.core.on_receive(self.now, side, &id(n), data.to_vec(), |_| {
-            Some(PeerInfo {
-                fd: n as i32,
-                addr: None,
-            })
-        });
+        self.core
+            .on_receive(self.now, side, &id(n), data.to_vec(), |_| {
+                Some(PeerInfo {
+                    fd: n as i32,
+                    addr: None,
+                })
+            });
         self.flush();
     }
 
@@ -77,10 +78,18 @@ impl Sim {
         let mut want_w = greeting_opening().to_vec();
         want_w.extend_from_slice(&greeting_rest(CURVE, false));
         want_w.extend_from_slice(&curve_hello());
-        assert_eq!(self.got(B, w), want_w.as_slice(), "worker's view of the handshake");
+        assert_eq!(
+            self.got(B, w),
+            want_w.as_slice(),
+            "worker's view of the handshake"
+        );
         let mut want_c = greeting_opening().to_vec();
         want_c.extend_from_slice(&greeting_rest(CURVE, true));
-        assert_eq!(self.got(F, c), want_c.as_slice(), "client's view of the handshake");
+        assert_eq!(
+            self.got(F, c),
+            want_c.as_slice(),
+            "client's view of the handshake"
+        );
         self.got.clear();
     }
 
@@ -207,8 +216,12 @@ fn greeting_and_command_split_at_every_byte_are_accepted() {
 #[test]
 fn bad_clients_are_refused_and_counted_without_touching_a_worker() {
     let cases: Vec<(Vec<u8>, fn(&Stats) -> u64)> = vec![
-        (b"GET / HTTP/1.1\r\nHost: x\r\n\r\n".to_vec(), |st| st.reject_bad_greeting),
-        (vec![0x16, 3, 1, 0, 0xa5, 1, 0, 0], |st| st.reject_bad_greeting),
+        (b"GET / HTTP/1.1\r\nHost: x\r\n\r\n".to_vec(), |st| {
+            st.reject_bad_greeting
+        }),
+        (vec![0x16, 3, 1, 0, 0xa5, 1, 0, 0], |st| {
+            st.reject_bad_greeting
+        }),
         (libzmq_greeting(CURVE, true), |st| st.reject_bad_greeting),
         (
             {
@@ -236,7 +249,11 @@ fn bad_clients_are_refused_and_counted_without_touching_a_worker() {
         s.recv(F, 1, &bytes);
         assert!(s.is_closed(F, 1), "{bytes:?}");
         assert_eq!(counter(s.core.stats()), 1);
-        assert_eq!(s.core.stats().idle_workers(CURVE), 1, "the worker is untouched");
+        assert_eq!(
+            s.core.stats().idle_workers(CURVE),
+            1,
+            "the worker is untouched"
+        );
         assert_eq!(s.got(B, 10), greeting_opening(), "the worker saw nothing");
     }
 }
@@ -383,7 +400,11 @@ fn clients_wait_in_fifo_order_and_workers_are_used_least_recently_first() {
     s.worker(10, CURVE);
     s.got.clear();
     s.recv(B, 10, b"a");
-    assert_eq!(s.got(F, 1), b"a", "the first client waiting is served first");
+    assert_eq!(
+        s.got(F, 1),
+        b"a",
+        "the first client waiting is served first"
+    );
     s.worker(11, CURVE);
     s.got.clear();
     s.recv(B, 11, b"b");
@@ -393,7 +414,10 @@ fn clients_wait_in_fifo_order_and_workers_are_used_least_recently_first() {
     s.worker(10, CURVE);
     s.worker(11, CURVE);
     s.client(1, CURVE);
-    assert!(s.got(B, 10).ends_with(&curve_hello()), "idle longest goes first");
+    assert!(
+        s.got(B, 10).ends_with(&curve_hello()),
+        "idle longest goes first"
+    );
     assert_eq!(s.got(B, 11), greeting_opening());
 }
 
@@ -408,7 +432,10 @@ fn client_leaving_closes_its_worker_after_forwarded_bytes_left() {
     assert_eq!(s.got(B, 10), b"last words");
     assert!(!s.is_closed(B, 10), "not before the settle time");
     s.advance(Duration::from_millis(50));
-    assert!(!s.is_closed(B, 10), "not while the kernel still holds bytes");
+    assert!(
+        !s.is_closed(B, 10),
+        "not while the kernel still holds bytes"
+    );
     s.undrained.clear();
     s.advance(Duration::from_millis(50));
     assert!(s.is_closed(B, 10));
@@ -560,9 +587,19 @@ fn pools_stay_small_under_churn() {
 
 #[derive(Debug, Clone)]
 enum Op {
-    Send { pair: usize, to_worker: bool, len: usize },
-    Block { pair: usize, worker: bool },
-    Unblock { pair: usize, worker: bool },
+    Send {
+        pair: usize,
+        to_worker: bool,
+        len: usize,
+    },
+    Block {
+        pair: usize,
+        worker: bool,
+    },
+    Unblock {
+        pair: usize,
+        worker: bool,
+    },
     Wait(u64),
 }
 

@@ -140,7 +140,10 @@ fn first_commands_by_mechanism() {
     };
     assert_eq!(check_first_command(Mechanism::Null, &value), Ok(()));
 
-    let plain = [0x04, 16, 5, b'H', b'E', b'L', b'L', b'O', 4, b'u', b's', b'e', b'r', 4, b'p', b'a', b's', b's'];
+    let plain = [
+        0x04, 16, 5, b'H', b'E', b'L', b'L', b'O', 4, b'u', b's', b'e', b'r', 4, b'p', b'a', b's',
+        b's',
+    ];
     let Parsed::Done { value, .. } = parse_command(&plain, MAX_FIRST_COMMAND) else {
         panic!()
     };

@@ -2,6 +2,8 @@
 //! sockets on 127.0.0.1, and real libzmq CURVE/NULL/PLAIN peers made with the `zmq` crate.
 #![allow(dead_code)]
 
+pub mod raw;
+
 use std::ffi::c_void;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -56,6 +58,19 @@ impl Proxy {
         control_type: ControlType,
         configure: impl FnOnce(&zmq::Socket, &zmq::Socket),
     ) -> Proxy {
+        Proxy::start_full(control_type, configure, Vec::new())
+    }
+
+    /// Starts a proxy through a zmq_proxy_stream_t handle with these options set.
+    pub fn start_opts(options: Vec<(i32, OptValue)>) -> Proxy {
+        Proxy::start_full(ControlType::Pair, |_, _| {}, options)
+    }
+
+    pub fn start_full(
+        control_type: ControlType,
+        configure: impl FnOnce(&zmq::Socket, &zmq::Socket),
+        options: Vec<(i32, OptValue)>,
+    ) -> Proxy {
         let ctx = zmq::Context::new();
         let frontend = ctx.socket(zmq::STREAM).unwrap();
         let backend = ctx.socket(zmq::STREAM).unwrap();
@@ -83,8 +98,28 @@ impl Proxy {
         let c = SendPtr(proxy_control.into_raw());
         let thread = std::thread::spawn(move || {
             let (f, b, c) = (f, b, c);
-            // SAFETY: the three sockets are live and used only by this thread from now on.
-            let rc = unsafe { zmq_proxy_stream::zmq_proxy_stream(f.0, b.0, c.0) };
+            // SAFETY: the three sockets are live and used only by this thread from now on;
+            // the handle is made, used and destroyed here.
+            let rc = unsafe {
+                if options.is_empty() {
+                    zmq_proxy_stream::zmq_proxy_stream(f.0, b.0, c.0)
+                } else {
+                    let mut h = zmq_proxy_stream::ffi::zmq_proxy_stream_new();
+                    for (option, value) in &options {
+                        let bytes = value.bytes();
+                        let rc = zmq_proxy_stream::ffi::zmq_proxy_stream_setopt(
+                            h,
+                            *option,
+                            bytes.as_ptr() as *const c_void,
+                            bytes.len(),
+                        );
+                        assert_eq!(rc, 0, "setopt {option} {value:?}");
+                    }
+                    let rc = zmq_proxy_stream::ffi::zmq_proxy_stream_run(h, f.0, b.0, c.0);
+                    zmq_proxy_stream::ffi::zmq_proxy_stream_destroy(&mut h);
+                    rc
+                }
+            };
             let errno = if rc == 0 { 0 } else { last_errno() };
             // The proxy never closes our sockets: close them here.
             // SAFETY: each pointer is a live socket owned by this thread; from_raw takes it.
@@ -102,6 +137,24 @@ impl Proxy {
             control,
             thread: Some(thread),
         }
+    }
+
+    /// STREAMSTATS over a PAIR or REP control socket: the counters by ZMQ_PROXY_STREAM_STAT_*.
+    pub fn stream_stats(&self) -> Vec<u64> {
+        self.control.send("STREAMSTATS", 0).unwrap();
+        let frames = self
+            .recv_control(Duration::from_secs(10))
+            .expect("STREAMSTATS reply");
+        assert_eq!(frames.len(), 1, "STREAMSTATS replies one frame");
+        frames[0]
+            .chunks(8)
+            .map(|c| u64::from_ne_bytes(c.try_into().expect("8-byte counters")))
+            .collect()
+    }
+
+    /// One STREAMSTATS counter.
+    pub fn stat(&self, index: i32) -> u64 {
+        self.stream_stats()[index as usize]
     }
 
     /// STATISTICS over a PAIR or REP control socket.
@@ -151,6 +204,24 @@ impl Proxy {
             .expect("joined once")
             .join()
             .expect("proxy thread panicked")
+    }
+}
+
+/// A value for zmq_proxy_stream_setopt.
+#[derive(Clone, Debug)]
+pub enum OptValue {
+    Int(i32),
+    I64(i64),
+    Str(&'static str),
+}
+
+impl OptValue {
+    pub fn bytes(&self) -> Vec<u8> {
+        match self {
+            OptValue::Int(v) => v.to_ne_bytes().to_vec(),
+            OptValue::I64(v) => v.to_ne_bytes().to_vec(),
+            OptValue::Str(s) => s.as_bytes().to_vec(),
+        }
     }
 }
 
