@@ -71,6 +71,25 @@
 #define ZMQ_PROXY_STREAM_WORKER_MAX_AGE 8
 
 /**
+ * int, 0 or 1: what happens when one direction of a pair needs more than
+ * ZMQ_PROXY_STREAM_PAIR_BUFFER because its destination reads slower than its source sends.
+ * 0 (default): the pair is closed and counted; other connections are never slowed down.
+ * 1: the proxy stops reading the source's socket until the buffer has drained to half,
+ * pushing back on every sender of that socket through libzmq and TCP, like
+ * zmq_proxy_steerable does: nothing is lost, but one slow peer slows down the others on
+ * its socket; a destination that takes nothing for ZMQ_PROXY_STREAM_STALL_TIMEOUT is
+ * closed with its pair.
+ */
+#define ZMQ_PROXY_STREAM_BACKPRESSURE 9
+
+/**
+ * int, milliseconds: with ZMQ_PROXY_STREAM_BACKPRESSURE 1, a destination that accepts no
+ * bytes for this long while the proxy waits for it is closed with its pair (a stuck peer
+ * must not stall the others for ever). 0 = wait for ever. Default 2000.
+ */
+#define ZMQ_PROXY_STREAM_STALL_TIMEOUT 10
+
+/**
  * STREAMSTATS: the reply is one frame of native-endian uint64 counters, in this order.
  * New counters are only ever appended; read the frame's size to know how many there are.
  * Pairs relaying now.
@@ -170,9 +189,20 @@
 #define ZMQ_PROXY_STREAM_STAT_CLOSED_EARLY_OVERFLOW 20
 
 /**
+ * Pairs closed because, with ZMQ_PROXY_STREAM_BACKPRESSURE 1, a destination accepted
+ * nothing for ZMQ_PROXY_STREAM_STALL_TIMEOUT.
+ */
+#define ZMQ_PROXY_STREAM_STAT_CLOSED_STALLED 21
+
+/**
+ * Times reading a socket was suspended for backpressure (ZMQ_PROXY_STREAM_BACKPRESSURE 1).
+ */
+#define ZMQ_PROXY_STREAM_STAT_BACKPRESSURE_PAUSES 22
+
+/**
  * Number of counters in this version's STREAMSTATS frame.
  */
-#define ZMQ_PROXY_STREAM_STAT_COUNT 21
+#define ZMQ_PROXY_STREAM_STAT_COUNT 23
 
 /**
  * This library's version. Also returned by zmq_proxy_stream_version().

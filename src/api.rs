@@ -30,6 +30,19 @@ pub const ZMQ_PROXY_STREAM_IDLE_TIMEOUT: c_int = 7;
 /// worker reconnects with a fresh connection before libzmq's own ZMQ_HANDSHAKE_IVL (30 s by
 /// default) resets it in the middle of a pairing. 0 = never. Default 20000.
 pub const ZMQ_PROXY_STREAM_WORKER_MAX_AGE: c_int = 8;
+/// int, 0 or 1: what happens when one direction of a pair needs more than
+/// ZMQ_PROXY_STREAM_PAIR_BUFFER because its destination reads slower than its source sends.
+/// 0 (default): the pair is closed and counted; other connections are never slowed down.
+/// 1: the proxy stops reading the source's socket until the buffer has drained to half,
+/// pushing back on every sender of that socket through libzmq and TCP, like
+/// zmq_proxy_steerable does: nothing is lost, but one slow peer slows down the others on
+/// its socket; a destination that takes nothing for ZMQ_PROXY_STREAM_STALL_TIMEOUT is
+/// closed with its pair.
+pub const ZMQ_PROXY_STREAM_BACKPRESSURE: c_int = 9;
+/// int, milliseconds: with ZMQ_PROXY_STREAM_BACKPRESSURE 1, a destination that accepts no
+/// bytes for this long while the proxy waits for it is closed with its pair (a stuck peer
+/// must not stall the others for ever). 0 = wait for ever. Default 2000.
+pub const ZMQ_PROXY_STREAM_STALL_TIMEOUT: c_int = 10;
 
 /// STREAMSTATS: the reply is one frame of native-endian uint64 counters, in this order.
 /// New counters are only ever appended; read the frame's size to know how many there are.
@@ -73,5 +86,10 @@ pub const ZMQ_PROXY_STREAM_STAT_STRAY_CHUNKS: c_int = 18;
 pub const ZMQ_PROXY_STREAM_STAT_DROPPED_BYTES: c_int = 19;
 /// Screened clients closed for sending more than 64 KiB while waiting for a worker.
 pub const ZMQ_PROXY_STREAM_STAT_CLOSED_EARLY_OVERFLOW: c_int = 20;
+/// Pairs closed because, with ZMQ_PROXY_STREAM_BACKPRESSURE 1, a destination accepted
+/// nothing for ZMQ_PROXY_STREAM_STALL_TIMEOUT.
+pub const ZMQ_PROXY_STREAM_STAT_CLOSED_STALLED: c_int = 21;
+/// Times reading a socket was suspended for backpressure (ZMQ_PROXY_STREAM_BACKPRESSURE 1).
+pub const ZMQ_PROXY_STREAM_STAT_BACKPRESSURE_PAUSES: c_int = 22;
 /// Number of counters in this version's STREAMSTATS frame.
-pub const ZMQ_PROXY_STREAM_STAT_COUNT: c_int = 21;
+pub const ZMQ_PROXY_STREAM_STAT_COUNT: c_int = 23;

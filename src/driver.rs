@@ -108,10 +108,16 @@ impl Driver {
                     }
                 }
             };
-            let data_events = if paused { 0 } else { ZMQ_POLLIN };
+            let events = |side| {
+                if self.core.reading(side) {
+                    ZMQ_POLLIN
+                } else {
+                    0
+                }
+            };
             let mut items = [
-                self.sockets.frontend.poll_item(data_events),
-                self.sockets.backend.poll_item(data_events),
+                self.sockets.frontend.poll_item(events(Side::Frontend)),
+                self.sockets.backend.poll_item(events(Side::Backend)),
                 match self.sockets.control {
                     Some((c, _)) => c.poll_item(ZMQ_POLLIN),
                     None => self.sockets.frontend.poll_item(0),
@@ -127,10 +133,10 @@ impl Driver {
             if self.core.is_paused() {
                 continue;
             }
-            if items[0].revents & ZMQ_POLLIN != 0 {
+            if items[0].revents & ZMQ_POLLIN != 0 && self.core.reading(Side::Frontend) {
                 self.receive_burst(Side::Frontend, &mut id_buf)?;
             }
-            if items[1].revents & ZMQ_POLLIN != 0 {
+            if items[1].revents & ZMQ_POLLIN != 0 && self.core.reading(Side::Backend) {
                 self.receive_burst(Side::Backend, &mut id_buf)?;
             }
         }
@@ -157,6 +163,9 @@ impl Driver {
             });
             // Forward at once: the common case is one chunk in, one chunk out, zero-copy.
             self.flush(now)?;
+            if !self.core.reading(side) {
+                break;
+            }
         }
         Ok(())
     }

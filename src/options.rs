@@ -74,6 +74,14 @@ impl Options {
                 l.pair_buffer = usize::try_from(n).map_err(|_| libc::EINVAL)?;
             }
             ZMQ_PROXY_STREAM_IDLE_TIMEOUT => l.idle_timeout = optional_ms(int_value(value)?)?,
+            ZMQ_PROXY_STREAM_BACKPRESSURE => {
+                l.backpressure = match int_value(value)? {
+                    0 => false,
+                    1 => true,
+                    _ => return Err(libc::EINVAL),
+                };
+            }
+            ZMQ_PROXY_STREAM_STALL_TIMEOUT => l.stall_timeout = optional_ms(int_value(value)?)?,
             ZMQ_PROXY_STREAM_WORKER_MAX_AGE => {
                 l.worker_max_age = optional_ms(int_value(value)?)?;
             }
@@ -104,6 +112,8 @@ impl Options {
                 .to_vec(),
             ZMQ_PROXY_STREAM_PAIR_BUFFER => (l.pair_buffer as i64).to_ne_bytes().to_vec(),
             ZMQ_PROXY_STREAM_IDLE_TIMEOUT => ms_of(l.idle_timeout).to_ne_bytes().to_vec(),
+            ZMQ_PROXY_STREAM_BACKPRESSURE => (l.backpressure as c_int).to_ne_bytes().to_vec(),
+            ZMQ_PROXY_STREAM_STALL_TIMEOUT => ms_of(l.stall_timeout).to_ne_bytes().to_vec(),
             ZMQ_PROXY_STREAM_WORKER_MAX_AGE => ms_of(l.worker_max_age).to_ne_bytes().to_vec(),
             _ => return Err(libc::EINVAL),
         };
@@ -132,6 +142,8 @@ mod tests {
         assert_eq!(get_int(&o, ZMQ_PROXY_STREAM_MAX_PAIRS), 0);
         assert_eq!(get_int(&o, ZMQ_PROXY_STREAM_IDLE_TIMEOUT), 0);
         assert_eq!(get_int(&o, ZMQ_PROXY_STREAM_WORKER_MAX_AGE), 20000);
+        assert_eq!(get_int(&o, ZMQ_PROXY_STREAM_BACKPRESSURE), 0);
+        assert_eq!(get_int(&o, ZMQ_PROXY_STREAM_STALL_TIMEOUT), 2000);
         let mut buf = [0u8; 8];
         assert_eq!(o.get(ZMQ_PROXY_STREAM_PAIR_BUFFER, &mut buf), Ok(8));
         assert_eq!(i64::from_ne_bytes(buf), 4 << 20);
@@ -174,6 +186,11 @@ mod tests {
         );
         assert_eq!(o.set(ZMQ_PROXY_STREAM_IDLE_TIMEOUT, &1i64.to_ne_bytes()), e);
         assert_eq!(o.set(ZMQ_PROXY_STREAM_IDLE_TIMEOUT, &[1, 0]), e);
+        assert_eq!(o.set(ZMQ_PROXY_STREAM_BACKPRESSURE, &2i32.to_ne_bytes()), e);
+        assert_eq!(
+            o.set(ZMQ_PROXY_STREAM_STALL_TIMEOUT, &(-5i32).to_ne_bytes()),
+            e
+        );
         assert_eq!(
             o.set(ZMQ_PROXY_STREAM_PAIR_BUFFER, &1024i32.to_ne_bytes()),
             e

@@ -19,6 +19,10 @@ pub struct Limits {
     pub max_pairs: Option<usize>,
     /// Memory one direction of a pair may hold in the proxy before the pair is closed.
     pub pair_buffer: usize,
+    /// Push back on the source socket instead of closing a pair whose buffer is full.
+    pub backpressure: bool,
+    /// With `backpressure`, a destination taking nothing for this long is closed.
+    pub stall_timeout: Option<Duration>,
     /// A pair without traffic for this long is closed.
     pub idle_timeout: Option<Duration>,
     /// Idle worker connections older than this are closed (to come back fresh).
@@ -48,6 +52,8 @@ impl Default for Limits {
             max_waiting: 1024,
             max_pairs: None,
             pair_buffer: 4 << 20,
+            backpressure: false,
+            stall_timeout: Some(Duration::from_millis(2000)),
             idle_timeout: None,
             worker_max_age: Some(Duration::from_millis(20000)),
             early_buffer: 64 << 10,

@@ -12,6 +12,7 @@
 //! mechanism; when they pair, the proxy completes the worker's greeting, forwards the
 //! client's first command, and from then on relays bytes untouched both ways.
 
+mod backpressure;
 mod handshake;
 mod limits;
 mod pools;
@@ -92,6 +93,10 @@ struct Conn<P> {
     retry: std::time::Duration,
     in_ready: bool,
     last_sent: Option<Instant>,
+    /// Its buffer is over the pair bound and its source socket is not read (backpressure).
+    over: bool,
+    /// When it last accepted bytes while over.
+    last_progress: Instant,
 }
 
 pub struct Core<P> {
@@ -107,6 +112,9 @@ pub struct Core<P> {
     tombstones: FxHashMap<(bool, RoutingId), Instant>,
     tombstone_order: VecDeque<(Instant, bool, RoutingId)>,
     paused: bool,
+    /// Connections over their bound, by the side whose reading they hold back
+    /// (0 frontend, 1 backend).
+    holding_back: [u32; 2],
     stats: Stats,
 }
 
@@ -129,6 +137,7 @@ impl<P: AsRef<[u8]>> Core<P> {
             tombstones: FxHashMap::default(),
             tombstone_order: VecDeque::new(),
             paused: false,
+            holding_back: [0, 0],
             stats: Stats::default(),
         }
     }
@@ -236,6 +245,8 @@ impl<P: AsRef<[u8]>> Core<P> {
             retry: self.limits.retry_min,
             in_ready: false,
             last_sent: None,
+            over: false,
+            last_progress: now,
         });
         self.ids_mut(side).insert(routing_id, key);
         if let Some(t) = self.limits.handshake_timeout {
@@ -281,7 +292,10 @@ impl<P: AsRef<[u8]>> Core<P> {
                 conn.last_activity = now;
                 let dest = self.conns.get_mut(partner).expect("partner of a live pair");
                 dest.out.push(data, false);
-                if dest.out.charge() > pair_limit {
+                if dest.out.charge() > pair_limit && self.limits.backpressure {
+                    self.mark_ready(partner);
+                    self.hold_back(now, partner);
+                } else if dest.out.charge() > pair_limit {
                     self.stats.count(Reject::BufferOverflow);
                     self.end_pair(now, key, partner);
                     self.start_close(now, key, false);
@@ -338,6 +352,7 @@ impl<P: AsRef<[u8]>> Core<P> {
     /// Schedules a close: after `out` drains when `flush`, else at once (dropping `out`).
     fn start_close(&mut self, now: Instant, key: Key, flush: bool) {
         let linger = self.limits.close_linger;
+        self.release(key);
         let Some(conn) = self.conns.get_mut(key) else {
             return;
         };
@@ -355,6 +370,7 @@ impl<P: AsRef<[u8]>> Core<P> {
 
     /// Removes a connection; `closed_by_us` remembers its id to ignore its late traffic.
     fn forget(&mut self, key: Key, closed_by_us: bool, now: Instant) {
+        self.release(key);
         let Some(conn) = self.conns.remove(key) else {
             return;
         };

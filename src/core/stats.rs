@@ -27,6 +27,7 @@ pub enum Reject {
     BufferOverflow,
     IdleTimeout,
     EarlyOverflow,
+    Stalled,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -52,6 +53,8 @@ pub struct Stats {
     pub send_retries: u64,
     pub stray_chunks: u64,
     pub dropped_bytes: u64,
+    pub closed_stalled: u64,
+    pub backpressure_pauses: u64,
 }
 
 impl Stats {
@@ -66,6 +69,7 @@ impl Stats {
             Reject::BufferOverflow => &mut self.closed_buffer_overflow,
             Reject::IdleTimeout => &mut self.closed_idle_timeout,
             Reject::EarlyOverflow => &mut self.closed_early_overflow,
+            Reject::Stalled => &mut self.closed_stalled,
         };
         *c += 1;
     }
@@ -159,6 +163,11 @@ impl Stats {
         set(
             ZMQ_PROXY_STREAM_STAT_CLOSED_EARLY_OVERFLOW,
             self.closed_early_overflow,
+        );
+        set(ZMQ_PROXY_STREAM_STAT_CLOSED_STALLED, self.closed_stalled);
+        set(
+            ZMQ_PROXY_STREAM_STAT_BACKPRESSURE_PAUSES,
+            self.backpressure_pauses,
         );
         v
     }

@@ -674,3 +674,57 @@ proptest! {
         prop_assert_eq!(s.got(B, 10), &greeting_opening()[..]);
     }
 }
+
+#[test]
+fn backpressure_holds_the_source_socket_back_and_loses_nothing() {
+    let limits = Limits {
+        pair_buffer: 64 << 10,
+        backpressure: true,
+        ..Limits::default()
+    };
+    let mut s = Sim::new(limits);
+    s.pair(1, 10);
+    s.pair(2, 11);
+    s.full.insert((B, id(10)));
+    let mut sent = Vec::new();
+    let mut i = 0u8;
+    while s.core.reading(F) {
+        let chunk = vec![i; 8192];
+        i = i.wrapping_add(1);
+        sent.extend_from_slice(&chunk);
+        s.recv(F, 1, &chunk);
+    }
+    assert!(!s.core.reading(F), "the frontend is held back");
+    assert!(s.core.reading(B), "the other direction still flows");
+    assert_eq!(s.core.stats().closed_buffer_overflow, 0);
+    assert_eq!(s.core.stats().backpressure_pauses, 1);
+    s.advance(Duration::from_millis(500));
+    assert!(!s.core.reading(F));
+    s.full.clear();
+    s.advance(Duration::from_millis(100));
+    assert!(s.core.reading(F), "reading resumes once drained");
+    assert_eq!(s.got(B, 10), sent.as_slice());
+    assert!(!s.is_closed(F, 1));
+}
+
+#[test]
+fn backpressure_closes_a_destination_that_takes_nothing_for_the_stall_timeout() {
+    let limits = Limits {
+        pair_buffer: 64 << 10,
+        backpressure: true,
+        stall_timeout: Some(Duration::from_millis(1000)),
+        ..Limits::default()
+    };
+    let mut s = Sim::new(limits);
+    s.pair(1, 10);
+    s.full.insert((B, id(10)));
+    while s.core.reading(F) {
+        s.recv(F, 1, &[1u8; 8192]);
+    }
+    s.advance(Duration::from_millis(900));
+    assert!(!s.is_closed(F, 1));
+    s.advance(Duration::from_millis(200));
+    assert!(s.is_closed(F, 1));
+    assert_eq!(s.core.stats().closed_stalled, 1);
+    assert!(s.core.reading(F), "the others are read again");
+}

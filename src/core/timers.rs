@@ -16,6 +16,7 @@ pub(super) enum TimerKind {
     Wait,
     MaxAge,
     Idle,
+    Stall,
 }
 
 #[derive(Default)]
@@ -82,6 +83,7 @@ impl<P: AsRef<[u8]>> Core<P> {
                         self.timers.arm(last + idle, key, TimerKind::Idle);
                     }
                 }
+                (TimerKind::Stall, _) => self.check_stall(now, key),
                 // The connection moved on since the timer was armed.
                 _ => {}
             }

@@ -151,6 +151,13 @@ impl<P: AsRef<[u8]>> Core<P> {
             (false, SendOutcome::Sent) => {
                 let len = conn.out.pop_sent();
                 conn.last_sent = Some(now);
+                if conn.over {
+                    conn.last_progress = now;
+                    if conn.out.charge() <= self.limits.pair_buffer / 2 {
+                        self.release(key);
+                    }
+                }
+                let conn = self.conns.get_mut(key).expect("live");
                 conn.retry = self.limits.retry_min;
                 let side = conn.side;
                 let more = Self::has_work(conn);

@@ -127,3 +127,43 @@ impl RawWorker {
         assert_eq!(ready, null_ready("DEALER"));
     }
 }
+
+/// A ZMTP greeting with every field chosen: `major`.`minor`, a mechanism field (name, then
+/// zeros up to 20 bytes) and the as-server byte.
+pub fn greeting_with(major: u8, minor: u8, mechanism: &[u8], as_server: u8) -> Vec<u8> {
+    let mut g = vec![0xFF, 0, 0, 0, 0, 0, 0, 0, 1, 0x7F, major, minor];
+    let mut field = [0u8; 20];
+    field[..mechanism.len()].copy_from_slice(mechanism);
+    g.extend_from_slice(&field);
+    g.push(as_server);
+    g.extend_from_slice(&[0u8; 31]);
+    g
+}
+
+/// Connects to `endpoint` and writes `bytes` at once.
+pub fn connect_and_send(endpoint: &str, bytes: &[u8]) -> TcpStream {
+    let mut s = connect(endpoint);
+    s.write_all(bytes).unwrap();
+    s
+}
+
+/// A raw CURVE client through the proxy's screening: greeting and a well-formed HELLO sent,
+/// the proxy's whole greeting read and returned.
+pub fn curve_client(frontend: &str) -> (TcpStream, Vec<u8>) {
+    let mut s = connect(frontend);
+    s.write_all(&greeting("CURVE")).unwrap();
+    let theirs = read_exact_within(&mut s, 64, Duration::from_secs(10));
+    s.write_all(&curve_hello()).unwrap();
+    (s, theirs)
+}
+
+/// Reads whatever arrives within `timeout`, up to `max` bytes (empty on timeout or close).
+pub fn read_some_within(s: &mut TcpStream, max: usize, timeout: Duration) -> Vec<u8> {
+    let mut buf = vec![0u8; max];
+    s.set_read_timeout(Some(timeout)).unwrap();
+    match s.read(&mut buf) {
+        Ok(n) => buf.truncate(n),
+        Err(_) => buf.clear(),
+    }
+    buf
+}
