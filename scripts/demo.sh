@@ -1,0 +1,225 @@
+#!/usr/bin/env bash
+# scripts/demo.sh: zmq_proxy_stream end to end, on this machine, in about ten seconds.
+#
+# Builds the library (cargo build --release) and the C examples (examples-c/), makes a CURVE
+# server key pair, then on 127.0.0.1 runs:
+#   - examples-c/broker: zmq_proxy_stream() between a STREAM frontend and a STREAM backend,
+#     ports chosen by the OS (tcp://127.0.0.1:*), a REP control socket; it holds no key;
+#   - 2 workers (CURVE servers, ROUTER, 4 connections each to the backend): echo;
+#   - 4 clients (CURVE clients, DEALER, fresh key pairs) in parallel, each sending
+#     DEMO_REQUESTS requests (default 50) of 0 B .. 256 KiB, some multipart, and checking
+#     every reply byte for byte;
+# then asks the broker for STATISTICS, sends TERMINATE, stops the workers and prints a
+# summary. Exit status 0 only when every client succeeded and the broker returned 0.
+#
+# Every wait has a deadline; every process started here is stopped on any exit (trap).
+# Logs go to a temporary directory, kept (and printed) when the demo fails.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+WORKERS=2
+SLOTS_PER_WORKER=4
+CLIENTS=4
+REQUESTS=${DEMO_REQUESTS:-50}
+CLIENT_DEADLINE_S=${DEMO_CLIENT_DEADLINE:-60}   # each client's own deadline
+STARTUP_DEADLINE_S=15                            # broker/workers ready
+STOP_DEADLINE_S=10                               # broker/workers gone after being asked
+
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/streamq-demo.XXXXXX")
+declare -A LIVE=()   # pid -> name, for every process started and not yet reaped
+FAILED_WHY=""
+
+log() { printf '%s\n' "$*"; }
+now_ms() { local t=${EPOCHREALTIME/./}; NOW_MS=$((t / 1000)); }
+
+cleanup() {
+    local rc=$?
+    trap - EXIT INT TERM
+    local pid
+    for pid in "${!LIVE[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+    now_ms
+    local end=$((NOW_MS + 3000))
+    for pid in "${!LIVE[@]}"; do
+        while kill -0 "$pid" 2>/dev/null; do
+            now_ms
+            if ((NOW_MS > end)); then
+                kill -KILL "$pid" 2>/dev/null || true
+                break
+            fi
+            sleep 0.05
+        done
+        wait "$pid" 2>/dev/null || true
+    done
+    if ((rc != 0)); then
+        log ""
+        log "demo FAILED${FAILED_WHY:+: $FAILED_WHY} (exit $rc). Logs in $WORK:"
+        local f
+        for f in "$WORK"/*.log; do
+            [[ -e $f ]] || continue
+            log "---- $(basename "$f")"
+            tail -n 20 "$f"
+        done
+    else
+        rm -rf "$WORK"
+    fi
+    exit "$rc"
+}
+trap cleanup EXIT
+trap 'FAILED_WHY="interrupted"; exit 130' INT
+trap 'FAILED_WHY="terminated"; exit 143' TERM
+
+fail() {
+    FAILED_WHY="$*"
+    exit 1
+}
+
+# start NAME CMD...: runs CMD in the background, output to $WORK/NAME.log; sets STARTED_PID.
+start() {
+    local name=$1
+    shift
+    "$@" >"$WORK/$name.log" 2>&1 &
+    STARTED_PID=$!
+    LIVE[$STARTED_PID]=$name
+}
+
+# wait_for_line NAME PID REGEX DEADLINE_S: polls NAME's log until a line matches REGEX.
+wait_for_line() {
+    local name=$1 pid=$2 regex=$3
+    now_ms
+    local end=$((NOW_MS + $4 * 1000))
+    until grep -qE -- "$regex" "$WORK/$name.log" 2>/dev/null; do
+        kill -0 "$pid" 2>/dev/null || fail "$name exited before it was ready"
+        now_ms
+        ((NOW_MS <= end)) || fail "$name not ready within $4 s"
+        sleep 0.02
+    done
+}
+
+# reap PID DEADLINE_S: waits for PID to exit (TERM, then KILL, past the deadline); sets RC.
+reap() {
+    local pid=$1
+    now_ms
+    local end=$((NOW_MS + $2 * 1000)) signalled=""
+    while kill -0 "$pid" 2>/dev/null; do
+        now_ms
+        if ((NOW_MS > end)); then
+            if [[ -z $signalled ]]; then
+                log "  ${LIVE[$pid]} did not exit within $2 s: sending SIGTERM"
+                kill -TERM "$pid" 2>/dev/null || true
+                signalled=TERM
+                end=$((NOW_MS + 3000))
+            else
+                kill -KILL "$pid" 2>/dev/null || true
+            fi
+        fi
+        sleep 0.02
+    done
+    RC=0
+    wait "$pid" || RC=$?
+    unset "LIVE[$pid]"
+}
+
+cd "$ROOT"
+TARGET_DIR=${CARGO_TARGET_DIR:-target}
+[[ $TARGET_DIR = /* ]] || TARGET_DIR="$ROOT/$TARGET_DIR"
+[[ $REQUESTS =~ ^[1-9][0-9]*$ ]] || fail "DEMO_REQUESTS must be a positive number, not '$REQUESTS'"
+LIBDIR="$TARGET_DIR/release"
+BIN="$ROOT/examples-c/build"
+
+log "== streamq-proxy demo: CURVE end to end through zmq_proxy_stream =="
+log "-- cargo build --release"
+cargo build --release || fail "cargo build --release failed"
+log "-- make -C examples-c (LIBDIR=$LIBDIR)"
+make --no-print-directory -C examples-c LIBDIR="$LIBDIR" >"$WORK/make.log" 2>&1 ||
+    { cat "$WORK/make.log"; fail "building the C examples failed"; }
+log "   built into examples-c/build/"
+
+# The key pair stays in shell variables: the secret is never written to disk.
+KEYS=$("$BIN/keygen") || fail "keygen failed"
+SERVER_PUBLIC=$(sed -n 's/^public: //p' <<<"$KEYS")
+SERVER_SECRET=$(sed -n 's/^secret: //p' <<<"$KEYS")
+[[ ${#SERVER_PUBLIC} -eq 40 && ${#SERVER_SECRET} -eq 40 ]] || fail "keygen printed no key pair"
+log "-- server key pair generated: public $SERVER_PUBLIC (the broker gets no key)"
+
+# The OS picks free ports (port *); the broker prints what it bound once it listens.
+start broker "$BIN/broker" 'tcp://127.0.0.1:*' 'tcp://127.0.0.1:*' 'tcp://127.0.0.1:*'
+BROKER_PID=$STARTED_PID
+wait_for_line broker "$BROKER_PID" '^broker: listening ' "$STARTUP_DEADLINE_S"
+LINE=$(grep -m1 '^broker: listening ' "$WORK/broker.log")
+endpoint_of() { sed -n "s/.* $1=\\([^ ]*\\).*/\\1/p" <<<"$LINE"; }
+FRONTEND=$(endpoint_of frontend)
+BACKEND=$(endpoint_of backend)
+CONTROL=$(endpoint_of control)
+[[ -n $FRONTEND && -n $BACKEND && -n $CONTROL ]] || fail "cannot parse: $LINE"
+log "-- broker (pid $BROKER_PID): frontend $FRONTEND, backend $BACKEND, control $CONTROL"
+
+WORKER_PIDS=()
+for ((w = 1; w <= WORKERS; w++)); do
+    # The secret key goes to the workers only, through their environment, never on a
+    # command line (ps shows those).
+    STREAMQ_SERVER_SECRET="$SERVER_SECRET" start "worker$w" "$BIN/worker" \
+        --backend "$BACKEND" --connections "$SLOTS_PER_WORKER" --name "w$w"
+    WORKER_PIDS+=("$STARTED_PID")
+done
+for ((w = 1; w <= WORKERS; w++)); do
+    wait_for_line "worker$w" "${WORKER_PIDS[w - 1]}" ': ready, ' "$STARTUP_DEADLINE_S"
+    log "   $(grep -m1 ': ready, ' "$WORK/worker$w.log")"
+done
+
+log "-- $CLIENTS clients in parallel, $REQUESTS requests each (sizes 0 B..256 KiB, some multipart)"
+CLIENT_PIDS=()
+for ((c = 1; c <= CLIENTS; c++)); do
+    start "client$c" "$BIN/client" --frontend "$FRONTEND" --server-key "$SERVER_PUBLIC" \
+        --id "$c" --requests "$REQUESTS" --deadline "$CLIENT_DEADLINE_S"
+    CLIENT_PIDS+=("$STARTED_PID")
+done
+CLIENTS_OK=0
+for ((c = 1; c <= CLIENTS; c++)); do
+    reap "${CLIENT_PIDS[c - 1]}" $((CLIENT_DEADLINE_S + 5))
+    SUMMARY=$(grep -m1 "^client $c: " "$WORK/client$c.log" || echo "client $c: no summary line")
+    if ((RC == 0)) && [[ $SUMMARY == "client $c: $REQUESTS/$REQUESTS replies ok,"* ]]; then
+        CLIENTS_OK=$((CLIENTS_OK + 1))
+        log "   [ok]   $SUMMARY"
+    else
+        log "   [FAIL] $SUMMARY (exit $RC)"
+    fi
+done
+
+log "-- STATISTICS (a message is one relayed chunk; bytes are ZMTP bytes, encrypted)"
+STATS_OK=0
+if "$BIN/ctl" "$CONTROL" STATISTICS 5000 >"$WORK/stats.txt" 2>&1; then
+    sed 's/^/   /' "$WORK/stats.txt"
+    # Traffic both ways: bytes in and out on both sides.
+    if awk '{ for (i = 2; i <= NF; i++) { split($i, kv, "="); if (kv[1] ~ /^bytes_/ && kv[2] + 0 == 0) bad = 1 } }
+            END { exit bad }' "$WORK/stats.txt"; then
+        STATS_OK=1
+    else
+        log "   [FAIL] a byte counter is zero"
+    fi
+else
+    log "   [FAIL] no STATISTICS reply: $(cat "$WORK/stats.txt")"
+fi
+
+log "-- TERMINATE"
+"$BIN/ctl" "$CONTROL" TERMINATE 5000 | sed 's/^/   /' || log "   [FAIL] no reply to TERMINATE"
+reap "$BROKER_PID" "$STOP_DEADLINE_S"
+BROKER_RC=$RC
+log "   $(grep -m1 '^broker: zmq_proxy_stream returned' "$WORK/broker.log" || echo 'broker: no result line') -> exit $BROKER_RC"
+
+log "-- stopping workers (SIGTERM)"
+for pid in "${WORKER_PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+WORKERS_OK=0
+for ((w = 1; w <= WORKERS; w++)); do
+    reap "${WORKER_PIDS[w - 1]}" "$STOP_DEADLINE_S"
+    ((RC == 0)) && WORKERS_OK=$((WORKERS_OK + 1))
+    log "   $(grep -m1 ': stopped ' "$WORK/worker$w.log" || echo "worker w$w: no summary line") -> exit $RC"
+done
+
+log ""
+log "== summary: clients $CLIENTS_OK/$CLIENTS ok, statistics $([[ $STATS_OK == 1 ]] && echo ok || echo FAIL)," \
+    "broker exit $BROKER_RC, workers $WORKERS_OK/$WORKERS stopped cleanly"
+if ((CLIENTS_OK == CLIENTS && BROKER_RC == 0 && STATS_OK == 1 && WORKERS_OK == WORKERS)); then
+    log "== PASS"
+    exit 0
+fi
+fail "see above"

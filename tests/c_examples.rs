@@ -1,0 +1,722 @@
+//! Builds the C examples (examples-c/) with the system C compiler against the cdylib that
+//! cargo built for this test run, and runs them as separate processes on 127.0.0.1:
+//! broker (zmq_proxy_stream), 2 CURVE workers with 4 connections each, 4 CURVE clients.
+//! This exercises the generated header and the shared library from C exactly as a user
+//! would, and checks the worker rules of the README with real libzmq peers.
+//!
+//! Needs `cc` (or $CC), pkg-config and the libzmq development files. Every child process is
+//! killed when a test fails (the `Proc` guard); every wait has a deadline.
+
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Condvar, Mutex, OnceLock};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+/// Deadline for a process to be ready or to exit once asked.
+const STARTUP: Duration = Duration::from_secs(20);
+/// Deadline each client gets for all its replies (passed to it), and our margin on top.
+const CLIENT_DEADLINE_S: u64 = 40;
+const WARNINGS: &[&str] = &["-Wall", "-Wextra", "-Werror", "-std=c11", "-pthread"];
+
+// ---------------------------------------------------------------------------------------
+// Building
+
+fn manifest_dir() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The directory holding the libzmq_proxy_stream.so that cargo built for this test run.
+///
+/// Cargo builds the package's library with all its crate types (cdylib included) before its
+/// integration tests, into target/<profile>/deps/, next to this test binary; unlike
+/// `cargo build`, `cargo test` does not copy it up to target/<profile>/, so a .so found
+/// there may be stale. Use deps/ first, the profile directory only as a fallback.
+fn library_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("current_exe");
+    let deps = exe.parent().expect("test binary has a directory");
+    let candidates = [Some(deps), deps.parent()];
+    for dir in candidates.into_iter().flatten() {
+        if dir.join("libzmq_proxy_stream.so").exists() {
+            return dir.to_path_buf();
+        }
+    }
+    panic!(
+        "libzmq_proxy_stream.so not found in {} or its parent: cargo should have built the \
+         cdylib before this test",
+        deps.display()
+    );
+}
+
+/// `pkg-config --cflags --libs libzmq`, split; plain -lzmq when pkg-config is missing.
+fn zmq_flags() -> (Vec<String>, Vec<String>) {
+    let run = |what: &str| -> Option<Vec<String>> {
+        let out = Command::new("pkg-config")
+            .args([what, "libzmq"])
+            .output()
+            .ok()?;
+        out.status.success().then(|| {
+            String::from_utf8_lossy(&out.stdout)
+                .split_whitespace()
+                .map(str::to_owned)
+                .collect()
+        })
+    };
+    (
+        run("--cflags").unwrap_or_default(),
+        run("--libs").unwrap_or_else(|| vec!["-lzmq".to_owned()]),
+    )
+}
+
+/// The compiled example programs, built once per test process into a private directory.
+struct Programs {
+    dir: PathBuf,
+}
+
+impl Programs {
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.join(name)
+    }
+}
+
+/// Removes the build directories of earlier test processes that are gone (one directory
+/// per process, so that concurrent `cargo test` runs never share one).
+fn remove_stale_build_dirs(tmp: &Path) {
+    let Ok(entries) = std::fs::read_dir(tmp) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name
+            .to_str()
+            .and_then(|n| n.strip_prefix("c_examples-"))
+            .and_then(|p| p.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if pid != std::process::id() && !Path::new(&format!("/proc/{pid}")).exists() {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
+}
+
+/// Compiles every example with `cc -Wall -Wextra -Werror -std=c11` (the Makefile's flags),
+/// in parallel; panics with the compiler's output on any warning or error.
+fn programs() -> &'static Programs {
+    static PROGRAMS: OnceLock<Programs> = OnceLock::new();
+    PROGRAMS.get_or_init(|| {
+        let src = manifest_dir().join("examples-c");
+        let include = manifest_dir().join("include");
+        let libdir = library_dir();
+        let tmp = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
+        remove_stale_build_dirs(&tmp);
+        let dir = tmp.join(format!("c_examples-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("create build directory");
+        let cc = std::env::var("CC").unwrap_or_else(|_| "cc".to_owned());
+        let (zmq_cflags, zmq_libs) = zmq_flags();
+        let builds: Vec<(&str, bool)> = vec![
+            ("broker", true),
+            ("check_api", true),
+            ("worker", false),
+            ("client", false),
+            ("keygen", false),
+            ("ctl", false),
+        ];
+        let children: Vec<(&str, Child)> = builds
+            .iter()
+            .map(|&(name, links_proxy)| {
+                let mut cmd = Command::new(&cc);
+                cmd.args(WARNINGS).args(["-O2", "-g"]);
+                cmd.arg(format!("-I{}", include.display()));
+                cmd.args(&zmq_cflags);
+                cmd.arg("-o").arg(dir.join(name));
+                cmd.arg(src.join(format!("{name}.c")));
+                if links_proxy {
+                    cmd.arg(format!("-L{}", libdir.display()));
+                    cmd.arg(format!("-Wl,-rpath,{}", libdir.display()));
+                    cmd.arg("-lzmq_proxy_stream");
+                }
+                cmd.args(&zmq_libs);
+                cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+                let child = cmd
+                    .spawn()
+                    .unwrap_or_else(|e| panic!("cannot run the C compiler {cc:?}: {e}"));
+                (name, child)
+            })
+            .collect();
+        for (name, child) in children {
+            let out = child.wait_with_output().expect("wait for cc");
+            assert!(
+                out.status.success() && out.stderr.is_empty(),
+                "compiling examples-c/{name}.c failed or warned:\n{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        Programs { dir }
+    })
+}
+
+// ---------------------------------------------------------------------------------------
+// Child processes
+
+/// Lines a child printed (stdout and stderr, stderr prefixed), and how many of its two
+/// streams are still open.
+#[derive(Default)]
+struct Output {
+    state: Mutex<(Vec<String>, usize)>,
+    changed: Condvar,
+}
+
+impl Output {
+    /// The lines so far; a panic elsewhere never makes the log unreadable.
+    fn lock(&self) -> std::sync::MutexGuard<'_, (Vec<String>, usize)> {
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+/// A running example program. Dropping it kills the process (if still running), so a
+/// failing test leaves nothing behind; while panicking it also prints what it wrote.
+struct Proc {
+    name: String,
+    child: Child,
+    output: Arc<Output>,
+    readers: Vec<JoinHandle<()>>,
+    status: Option<ExitStatus>,
+}
+
+impl Proc {
+    fn spawn(name: &str, cmd: &mut Command) -> Proc {
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {name}: {e}"));
+        let output = Arc::new(Output::default());
+        output.lock().1 = 2;
+        let stdout = child.stdout.take().expect("piped stdout");
+        let stderr = child.stderr.take().expect("piped stderr");
+        let readers = vec![
+            read_lines(stdout, "", output.clone()),
+            read_lines(stderr, "stderr: ", output.clone()),
+        ];
+        Proc {
+            name: name.to_owned(),
+            child,
+            output,
+            readers,
+            status: None,
+        }
+    }
+
+    fn lines(&self) -> Vec<String> {
+        self.output.lock().0.clone()
+    }
+
+    fn log(&self) -> String {
+        format!("---- {} ----\n{}\n", self.name, self.lines().join("\n"))
+    }
+
+    /// Waits until the process prints a line for which `pred` holds; returns that line.
+    fn wait_line(&self, what: &str, timeout: Duration, pred: impl Fn(&str) -> bool) -> String {
+        let end = Instant::now() + timeout;
+        let mut state = self.output.lock();
+        let why = loop {
+            if let Some(line) = state.0.iter().find(|l| pred(l)) {
+                return line.clone();
+            }
+            let now = Instant::now();
+            if state.1 == 0 {
+                break "the process closed its output first";
+            }
+            if now >= end {
+                break "deadline passed";
+            }
+            state = match self.output.changed.wait_timeout(state, end - now) {
+                Ok((guard, _)) => guard,
+                Err(poisoned) => poisoned.into_inner().0,
+            };
+        };
+        // Panic without holding the lock: the Drop guard reads the log afterwards.
+        let log = state.0.join("\n");
+        drop(state);
+        panic!("{}: {what}: {why}\n{log}", self.name);
+    }
+
+    /// Waits for the process to exit, at most `timeout`.
+    fn wait_exit(&mut self, timeout: Duration) -> ExitStatus {
+        if let Some(status) = self.status {
+            return status;
+        }
+        let end = Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                self.status = Some(status);
+                // Let the readers see EOF so that the log is complete.
+                for reader in self.readers.drain(..) {
+                    let _ = reader.join();
+                }
+                return status;
+            }
+            assert!(
+                Instant::now() < end,
+                "{} did not exit within {timeout:?}\n{}",
+                self.name,
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    fn signal(&self, signal: libc::c_int) {
+        // SAFETY: kill(2) on our own child's pid, which has not been reaped yet.
+        unsafe {
+            libc::kill(self.child.id() as libc::pid_t, signal);
+        }
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        if self.status.is_none() && matches!(self.child.try_wait(), Ok(None)) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+        for reader in self.readers.drain(..) {
+            let _ = reader.join();
+        }
+        if std::thread::panicking() {
+            eprint!("{}", self.log());
+        }
+    }
+}
+
+fn read_lines(
+    stream: impl Read + Send + 'static,
+    prefix: &'static str,
+    output: Arc<Output>,
+) -> JoinHandle<()> {
+    std::thread::spawn(move || {
+        // Read to EOF whatever the bytes are, so that the child never blocks on a full pipe.
+        let mut reader = BufReader::new(stream);
+        let mut line = Vec::new();
+        while matches!(reader.read_until(b'\n', &mut line), Ok(n) if n > 0) {
+            let text = String::from_utf8_lossy(&line);
+            let text = text.trim_end_matches('\n');
+            output.lock().0.push(format!("{prefix}{text}"));
+            output.changed.notify_all();
+            line.clear();
+        }
+        output.lock().1 -= 1;
+        output.changed.notify_all();
+    })
+}
+
+/// Runs a short-lived program to completion and returns (status, stdout lines).
+fn run(name: &str, cmd: &mut Command, timeout: Duration) -> (ExitStatus, Vec<String>) {
+    let mut p = Proc::spawn(name, cmd);
+    let status = p.wait_exit(timeout);
+    (status, p.lines())
+}
+
+// ---------------------------------------------------------------------------------------
+// The scene: keys, broker, workers, clients
+
+struct KeyPair {
+    public: String,
+    secret: String,
+}
+
+fn keygen(progs: &Programs) -> KeyPair {
+    let (status, lines) = run("keygen", &mut Command::new(progs.path("keygen")), STARTUP);
+    assert!(status.success(), "keygen: {status}: {lines:?}");
+    let field = |label: &str| -> String {
+        let key = lines
+            .iter()
+            .find_map(|l| l.strip_prefix(label))
+            .unwrap_or_else(|| panic!("keygen printed no {label:?} line: {lines:?}"))
+            .to_owned();
+        assert_eq!(key.len(), 40, "a Z85 key is 40 characters: {key:?}");
+        key
+    };
+    KeyPair {
+        public: field("public: "),
+        secret: field("secret: "),
+    }
+}
+
+struct Broker {
+    proc: Proc,
+    frontend: String,
+    backend: String,
+    control: String,
+}
+
+fn start_broker(progs: &Programs) -> Broker {
+    // Port * lets the OS pick free ports: no race with other tests or programs.
+    let any = "tcp://127.0.0.1:*";
+    let proc = Proc::spawn(
+        "broker",
+        Command::new(progs.path("broker")).args([any, any, any]),
+    );
+    let line = proc.wait_line("listening", STARTUP, |l| {
+        l.starts_with("broker: listening ")
+    });
+    let endpoint = |key: &str| -> String {
+        line.split_whitespace()
+            .find_map(|w| w.strip_prefix(key))
+            .unwrap_or_else(|| panic!("no {key} in {line:?}"))
+            .to_owned()
+    };
+    Broker {
+        frontend: endpoint("frontend="),
+        backend: endpoint("backend="),
+        control: endpoint("control="),
+        proc,
+    }
+}
+
+/// Starts a worker with `connections` slots and waits until all of them are connected.
+fn start_worker(
+    progs: &Programs,
+    broker: &Broker,
+    keys: &KeyPair,
+    name: &str,
+    connections: u32,
+) -> Proc {
+    let worker = Proc::spawn(
+        name,
+        Command::new(progs.path("worker"))
+            .env("STREAMQ_SERVER_SECRET", &keys.secret)
+            .args(["--backend", &broker.backend])
+            .args(["--connections", &connections.to_string()])
+            .args(["--name", name])
+            // A safety net: it stops by itself even if this test forgot it.
+            .args(["--max-seconds", "300"]),
+    );
+    let banner = worker.wait_line("banner", STARTUP, |l| l.contains(": CURVE server "));
+    assert!(
+        banner.contains(&keys.public),
+        "the worker derives the public key keygen printed: {banner}"
+    );
+    worker.wait_line("all connections up", STARTUP, |l| {
+        l == format!(
+            "worker {name}: ready, {connections}/{connections} connections up to {}",
+            broker.backend
+        )
+    });
+    worker
+}
+
+fn start_client(
+    progs: &Programs,
+    broker: &Broker,
+    server_public: &str,
+    id: u32,
+    requests: u32,
+    deadline_s: f64,
+) -> Proc {
+    Proc::spawn(
+        &format!("client {id}"),
+        Command::new(progs.path("client"))
+            .args(["--frontend", &broker.frontend])
+            .args(["--server-key", server_public])
+            .args(["--id", &id.to_string()])
+            .args(["--requests", &requests.to_string()])
+            .args(["--deadline", &deadline_s.to_string()]),
+    )
+}
+
+/// Waits for a client and checks its exit status and summary line; returns the payload
+/// bytes it reported ("B bytes each way").
+fn expect_client_ok(client: &mut Proc, id: u32, requests: u32) -> u64 {
+    let status = client.wait_exit(Duration::from_secs(CLIENT_DEADLINE_S + 10));
+    let prefix = format!("client {id}: {requests}/{requests} replies ok, ");
+    let lines = client.lines();
+    let summary = lines
+        .iter()
+        .find(|l| l.starts_with(&prefix))
+        .unwrap_or_else(|| {
+            panic!(
+                "client {id} ({status}) printed no {prefix:?} line:\n{}",
+                client.log()
+            )
+        });
+    assert!(
+        status.success(),
+        "client {id} exited with {status}:\n{}",
+        client.log()
+    );
+    summary[prefix.len()..]
+        .split_whitespace()
+        .next()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no byte count in {summary:?}"))
+}
+
+/// Sends one command with examples-c/ctl; returns its stdout lines.
+fn ctl(progs: &Programs, broker: &Broker, command: &str) -> Vec<String> {
+    let (status, lines) = run(
+        &format!("ctl {command}"),
+        Command::new(progs.path("ctl")).args([&broker.control, command, "10000"]),
+        Duration::from_secs(20),
+    );
+    assert!(status.success(), "ctl {command}: {status}: {lines:?}");
+    lines
+}
+
+/// STATISTICS as printed by ctl: frontend msgs_in, bytes_in, msgs_out, bytes_out, then the
+/// same for the backend.
+fn statistics(progs: &Programs, broker: &Broker) -> [u64; 8] {
+    let lines = ctl(progs, broker, "STATISTICS");
+    let mut values = Vec::new();
+    for side in ["frontend: ", "backend: "] {
+        let line = lines
+            .iter()
+            .find_map(|l| l.strip_prefix(side))
+            .unwrap_or_else(|| panic!("no {side:?} line in {lines:?}"));
+        for (word, key) in
+            line.split_whitespace()
+                .zip(["msgs_in=", "bytes_in=", "msgs_out=", "bytes_out="])
+        {
+            let value = word
+                .strip_prefix(key)
+                .and_then(|v| v.parse::<u64>().ok())
+                .unwrap_or_else(|| panic!("expected {key}N in {line:?}"));
+            values.push(value);
+        }
+    }
+    values
+        .try_into()
+        .unwrap_or_else(|v| panic!("8 counters expected: {v:?}"))
+}
+
+/// TERMINATE: empty reply, and the broker returns 0 from zmq_proxy_stream and exits 0.
+fn terminate(progs: &Programs, mut broker: Broker) {
+    let reply = ctl(progs, &broker, "TERMINATE");
+    assert_eq!(reply, ["TERMINATE: empty reply"]);
+    let status = broker.proc.wait_exit(STARTUP);
+    assert!(
+        status.success(),
+        "broker exited with {status}:\n{}",
+        broker.proc.log()
+    );
+    broker.proc.wait_line("result", STARTUP, |l| {
+        l.starts_with("broker: zmq_proxy_stream returned 0 ")
+    });
+}
+
+/// SIGTERM: the worker stops cleanly, exits 0 and prints its summary; returns that line.
+fn stop_worker(worker: &mut Proc) -> String {
+    worker.signal(libc::SIGTERM);
+    let status = worker.wait_exit(STARTUP);
+    assert!(
+        status.success(),
+        "{} exited with {status}:\n{}",
+        worker.name,
+        worker.log()
+    );
+    worker.wait_line("summary", STARTUP, |l| l.contains(": stopped (signal): "))
+}
+
+// ---------------------------------------------------------------------------------------
+// Tests
+
+#[test]
+fn broker_two_workers_four_clients_over_curve() {
+    const REQUESTS: u32 = 40;
+    let progs = programs();
+    let keys = keygen(progs);
+    let broker = start_broker(progs);
+    let mut workers: Vec<Proc> = (1..=2)
+        .map(|w| start_worker(progs, &broker, &keys, &format!("w{w}"), 4))
+        .collect();
+
+    let mut clients: Vec<Proc> = (1..=4)
+        .map(|id| {
+            start_client(
+                progs,
+                &broker,
+                &keys.public,
+                id,
+                REQUESTS,
+                CLIENT_DEADLINE_S as f64,
+            )
+        })
+        .collect();
+    let mut payload = 0;
+    for (i, client) in clients.iter_mut().enumerate() {
+        payload += expect_client_ok(client, i as u32 + 1, REQUESTS);
+    }
+
+    let s = statistics(progs, &broker);
+    let [fe_msgs_in, fe_bytes_in, fe_msgs_out, fe_bytes_out] = [s[0], s[1], s[2], s[3]];
+    let [be_msgs_in, be_bytes_in, be_msgs_out, be_bytes_out] = [s[4], s[5], s[6], s[7]];
+    for (name, v) in [
+        ("frontend msgs_in", fe_msgs_in),
+        ("frontend msgs_out", fe_msgs_out),
+        ("backend msgs_in", be_msgs_in),
+        ("backend msgs_out", be_msgs_out),
+    ] {
+        assert!(v > 0, "{name} is 0: {s:?}");
+    }
+    // Every payload byte went client -> proxy -> worker and back, inside CURVE, so each
+    // byte counter is at least the payload the clients sent (CURVE and ZMTP add overhead).
+    for (name, v) in [
+        ("frontend bytes_in", fe_bytes_in),
+        ("backend bytes_out", be_bytes_out),
+        ("backend bytes_in", be_bytes_in),
+        ("frontend bytes_out", fe_bytes_out),
+    ] {
+        assert!(
+            v >= payload,
+            "{name} = {v} < {payload} payload bytes: {s:?}"
+        );
+    }
+
+    terminate(progs, broker);
+    let mut sessions = 0;
+    for worker in &mut workers {
+        let summary = stop_worker(worker);
+        sessions += summary
+            .split(", ")
+            .find_map(|part| part.strip_suffix(" sessions"))
+            .and_then(|n| n.parse::<u32>().ok())
+            .unwrap_or_else(|| panic!("no session count in {summary:?}"));
+    }
+    assert_eq!(
+        sessions, 4,
+        "each client had one CURVE session with a worker"
+    );
+}
+
+/// A client with the wrong server key makes each CURVE handshake it is paired into fail
+/// with a protocol error; libzmq then ends that worker connection for good. The example
+/// worker sees HANDSHAKE_FAILED_PROTOCOL on its monitor and connects again, so good clients
+/// that come afterwards still find its slots.
+#[test]
+fn worker_keeps_its_slots_after_a_client_with_the_wrong_key() {
+    let progs = programs();
+    let keys = keygen(progs);
+    let wrong = keygen(progs);
+    let broker = start_broker(progs);
+    let mut worker = start_worker(progs, &broker, &keys, "w1", 2);
+
+    let mut bad = start_client(progs, &broker, &wrong.public, 99, 1, 1.5);
+    let status = bad.wait_exit(Duration::from_secs(15));
+    assert_eq!(status.code(), Some(1), "{}", bad.log());
+    bad.wait_line("failure summary", STARTUP, |l| {
+        l.starts_with("client 99: 0/1 replies ok, FAILED")
+    });
+    worker.wait_line("replaced a slot", STARTUP, |l| {
+        l.contains("handshake failed (protocol error") && l.ends_with("connected again (2 slots)")
+    });
+
+    // Both slots must still be there: two clients at once, each needing its own.
+    let mut good: Vec<Proc> = (1..=2)
+        .map(|id| {
+            start_client(
+                progs,
+                &broker,
+                &keys.public,
+                id,
+                10,
+                CLIENT_DEADLINE_S as f64,
+            )
+        })
+        .collect();
+    for (i, client) in good.iter_mut().enumerate() {
+        expect_client_ok(client, i as u32 + 1, 10);
+    }
+    terminate(progs, broker);
+    let summary = stop_worker(&mut worker);
+    assert!(!summary.contains("reconnects=0"), "{summary}");
+}
+
+/// SIGTERM while clients are being served: the broker's signal thread turns it into
+/// TERMINATE, zmq_proxy_stream returns 0, and the broker exits 0.
+#[test]
+fn broker_stops_cleanly_on_sigterm_under_load() {
+    let progs = programs();
+    let keys = keygen(progs);
+    let mut broker = start_broker(progs);
+    let _worker = start_worker(progs, &broker, &keys, "w1", 2);
+    // Far more requests than it can finish: it is still busy when the signal comes.
+    let mut busy = start_client(progs, &broker, &keys.public, 1, 10_000_000, 60.0);
+    let s = wait_for_statistics(progs, &broker, |s| s[1] > 1_000_000);
+    assert!(s[5] > 0, "backend traffic too: {s:?}");
+    broker.proc.signal(libc::SIGTERM);
+    let status = broker.proc.wait_exit(STARTUP);
+    assert!(
+        status.success(),
+        "broker exited with {status}:\n{}",
+        broker.proc.log()
+    );
+    broker.proc.wait_line("clean stop", STARTUP, |l| {
+        l == "broker: terminated cleanly (signal 15)"
+    });
+    // The client loses its session: it notices at once (not at its 60 s deadline) and fails.
+    let status = busy.wait_exit(STARTUP);
+    assert_eq!(status.code(), Some(1), "{}", busy.log());
+    busy.wait_line("lost session", STARTUP, |l| {
+        l.starts_with("client 1: ") && l.contains(" FAILED: connection lost with replies ")
+    });
+}
+
+/// Polls STATISTICS until `cond` holds (deadline STARTUP); returns the last counters.
+fn wait_for_statistics(
+    progs: &Programs,
+    broker: &Broker,
+    cond: impl Fn(&[u64; 8]) -> bool,
+) -> [u64; 8] {
+    let end = Instant::now() + STARTUP;
+    loop {
+        let s = statistics(progs, broker);
+        if cond(&s) {
+            return s;
+        }
+        assert!(
+            Instant::now() < end,
+            "statistics never reached the condition: {s:?}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// The header's contract checked from C: EFAULT, EINVAL, ENOTSOCK, ETERM, EINTR, and the
+/// PAIR/REP control protocol (see examples-c/check_api.c).
+#[test]
+fn c_api_contract() {
+    let progs = programs();
+    let (status, lines) = run(
+        "check_api",
+        &mut Command::new(progs.path("check_api")),
+        Duration::from_secs(60),
+    );
+    // The last line is "check_api: N/N checks passed".
+    let counts = lines
+        .last()
+        .and_then(|l| l.strip_prefix("check_api: "))
+        .and_then(|l| l.strip_suffix(" checks passed"))
+        .and_then(|l| l.split_once('/'))
+        .map(|(a, b)| (a.to_owned(), b.to_owned()));
+    assert!(
+        status.success() && counts.as_ref().is_some_and(|(a, b)| a == b && b != "0"),
+        "check_api: {status}\n{}",
+        lines.join("\n")
+    );
+    for expected in [
+        "ok: NULL, NULL, NULL gives EFAULT",
+        "ok: ROUTER, DEALER gives EINVAL",
+    ] {
+        assert!(
+            lines.iter().any(|l| l.starts_with(expected)),
+            "missing {expected:?} in:\n{}",
+            lines.join("\n")
+        );
+    }
+}
