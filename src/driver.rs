@@ -7,8 +7,8 @@ use std::time::Instant;
 use crate::control::{reply_for, Command, ControlKind, Reply};
 use crate::core::{Chunk, Core, Limits, PeerInfo, SendOutcome, Side, TransmitKind};
 use crate::zmq_io::{
-    force_shutdown, kernel_send_queue_empty, peer_address, poll, Errno, Msg, SocketRef, EFSM,
-    ETERM, ZMQ_DONTWAIT, ZMQ_POLLIN, ZMQ_SNDMORE,
+    force_shutdown, kernel_send_queue, peer_address, poll, Errno, Msg, SocketRef, EFSM, ETERM,
+    ZMQ_DONTWAIT, ZMQ_POLLIN, ZMQ_SNDMORE,
 };
 
 /// Chunks read from one socket before the loop looks at the others again.
@@ -188,8 +188,9 @@ impl Driver {
                         force,
                     } => {
                         let fd = tx.peer.map(|p| p.fd);
-                        if check_drained && !fd.is_none_or(kernel_send_queue_empty) {
-                            SendOutcome::NotDrained
+                        let pending = fd.and_then(kernel_send_queue).unwrap_or(0);
+                        if check_drained && pending > 0 {
+                            SendOutcome::NotDrained(pending)
                         } else {
                             if force {
                                 if let Some(peer) = tx.peer {

@@ -178,20 +178,20 @@ pub fn poll(items: &mut [zmq_pollitem_t], timeout_ms: i64) -> Result<c_int, Errn
     }
 }
 
-/// Whether everything written to the TCP socket `fd` has been acknowledged by the peer.
-/// Unknown (not Linux, or the fd is gone) counts as drained.
-pub fn kernel_send_queue_empty(fd: i32) -> bool {
+/// Bytes written to the TCP socket `fd` that its peer has not acknowledged yet. None when
+/// unknown (not Linux, or the descriptor is gone), which callers treat as drained.
+pub fn kernel_send_queue(fd: i32) -> Option<usize> {
     #[cfg(target_os = "linux")]
     {
         let mut pending: c_int = 0;
         // SAFETY: TIOCOUTQ (SIOCOUTQ) writes one int; a closed or non-socket fd just fails.
         let rc = unsafe { libc::ioctl(fd, libc::TIOCOUTQ, &mut pending as *mut c_int) };
-        rc != 0 || pending == 0
+        (rc == 0).then_some(pending.max(0) as usize)
     }
     #[cfg(not(target_os = "linux"))]
     {
         let _ = fd;
-        true
+        None
     }
 }
 

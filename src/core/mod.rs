@@ -97,6 +97,8 @@ struct Conn<P> {
     over: bool,
     /// When it last accepted bytes while over.
     last_progress: Instant,
+    /// While closing: the least the kernel still held for the peer when last asked.
+    drain_pending: usize,
 }
 
 pub struct Core<P> {
@@ -247,6 +249,7 @@ impl<P: AsRef<[u8]>> Core<P> {
             last_sent: None,
             over: false,
             last_progress: now,
+            drain_pending: usize::MAX,
         });
         self.ids_mut(side).insert(routing_id, key);
         if let Some(t) = self.limits.handshake_timeout {

@@ -26,6 +26,8 @@ struct Sim {
     unreachable: HashSet<(Side, Vec<u8>)>,
     /// Connections whose kernel send queue is not yet empty.
     undrained: HashSet<(Side, Vec<u8>)>,
+    /// What their kernel send queue holds.
+    pending: usize,
 }
 
 impl Sim {
@@ -38,6 +40,7 @@ impl Sim {
             full: HashSet::new(),
             unreachable: HashSet::new(),
             undrained: HashSet::new(),
+            pending: 1000,
         }
     }
 
@@ -122,7 +125,7 @@ impl Sim {
                             force,
                         } => {
                             if check_drained && self.undrained.contains(&key) {
-                                SendOutcome::NotDrained
+                                SendOutcome::NotDrained(self.pending)
                             } else if self.full.contains(&key) && !force {
                                 // libzmq #4828: even the close fails on a full pipe.
                                 SendOutcome::WouldBlock
@@ -451,6 +454,29 @@ fn close_gives_up_waiting_for_the_kernel_after_the_linger() {
     s.recv(F, 1, &[]);
     s.advance(Limits::default().close_linger + Duration::from_millis(100));
     assert!(s.is_closed(B, 10));
+}
+
+#[test]
+fn a_peer_still_reading_keeps_its_close_waiting_past_the_linger() {
+    let mut s = Sim::new(Limits::default());
+    s.pair(1, 10);
+    s.recv(F, 1, b"big reply");
+    s.undrained.insert((B, id(10)));
+    s.recv(F, 1, &[]);
+    let linger = Limits::default().close_linger;
+    for _ in 0..5 {
+        s.advance(linger / 2);
+        s.pending -= 100; // the peer reads a little
+    }
+    assert!(
+        !s.is_closed(B, 10),
+        "a reader making progress is not cut off"
+    );
+    s.advance(linger + Duration::from_millis(100));
+    assert!(
+        s.is_closed(B, 10),
+        "one that stops reading is, after the linger"
+    );
 }
 
 #[test]

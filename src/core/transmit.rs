@@ -14,8 +14,8 @@ pub enum SendOutcome {
     WouldBlock,
     /// EHOSTUNREACH: libzmq no longer knows this connection.
     Unreachable,
-    /// Close only: bytes sent earlier have not left the machine yet.
-    NotDrained,
+    /// Close only: this many bytes sent earlier have not left the machine yet.
+    NotDrained(usize),
 }
 
 /// What to do with a connection, named by socket and routing id.
@@ -50,6 +50,16 @@ pub struct TransmitToken {
 impl<P: AsRef<[u8]>> Core<P> {
     fn has_work(conn: &Conn<P>) -> bool {
         !conn.out.is_empty() || matches!(conn.state, State::Closing { .. })
+    }
+
+    fn extend_linger(conn: &mut Conn<P>, until: Instant) {
+        if let State::Closing {
+            flush: true,
+            deadline,
+        } = &mut conn.state
+        {
+            *deadline = (*deadline).max(until);
+        }
     }
 
     pub(super) fn mark_ready(&mut self, key: Key) {
@@ -151,6 +161,8 @@ impl<P: AsRef<[u8]>> Core<P> {
             (false, SendOutcome::Sent) => {
                 let len = conn.out.pop_sent();
                 conn.last_sent = Some(now);
+                // A peer that takes bytes is alive: a pending close waits for it anew.
+                Self::extend_linger(conn, now + self.limits.close_linger);
                 if conn.over {
                     conn.last_progress = now;
                     if conn.out.charge() <= self.limits.pair_buffer / 2 {
@@ -183,8 +195,14 @@ impl<P: AsRef<[u8]>> Core<P> {
                 conn.in_ready = false;
                 self.on_gone(now, key);
             }
-            (_, SendOutcome::WouldBlock) | (_, SendOutcome::NotDrained) => {
-                if outcome == SendOutcome::WouldBlock {
+            (_, SendOutcome::WouldBlock) | (_, SendOutcome::NotDrained(_)) => {
+                if let SendOutcome::NotDrained(pending) = outcome {
+                    if pending < conn.drain_pending {
+                        // The peer is still reading: it gets the linger anew.
+                        conn.drain_pending = pending;
+                        Self::extend_linger(conn, now + self.limits.close_linger);
+                    }
+                } else {
                     self.stats.send_retries += 1;
                 }
                 let retry = conn.retry;

@@ -48,6 +48,9 @@ pub(super) fn run_checked(
 ///   disconnections only through it.
 /// - ZMQ_SNDHWM, ZMQ_RCVHWM and other socket options are set before zmq_bind(): libzmq
 ///   applies them only to later binds and connects.
+/// - Set a finite ZMQ_LINGER on `frontend` and `backend` (0 or a few seconds): when a peer
+///   stops reading, libzmq may hold bytes for it that can never leave, and with the default
+///   linger (-1) zmq_ctx_term() would wait for them for ever.
 /// - While the call runs no other thread uses the three sockets. The library never closes
 ///   them; they remain the caller's and usable after the call returns.
 ///
