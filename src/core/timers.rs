@@ -48,11 +48,9 @@ impl<P: AsRef<[u8]>> Core<P> {
                 continue;
             };
             match (kind, conn.state) {
-                (TimerKind::Retry, _) => {
-                    if conn.blocked_until == Some(at) {
-                        conn.blocked_until = None;
-                        self.mark_ready(key);
-                    }
+                (TimerKind::Retry, _) if conn.blocked_until == Some(at) => {
+                    conn.blocked_until = None;
+                    self.mark_ready(key);
                 }
                 (TimerKind::Handshake, State::ClientHandshake { .. } | State::WorkerHandshake) => {
                     self.reject(now, key, Reject::HandshakeTimeout);

@@ -65,6 +65,7 @@ pub(super) fn run_checked(
 ///   not counted); greeting bytes the proxy exchanges itself are included.
 /// - "STREAMSTATS": reply one frame of native-endian uint64 counters indexed by the
 ///   ZMQ_PROXY_STREAM_STAT_* constants; its size tells how many there are.
+///
 /// On ZMQ_REP every other command gets an empty reply (REP must answer); on ZMQ_SUB and
 /// ZMQ_PULL nothing is ever answered. Unknown commands are ignored.
 ///
