@@ -90,6 +90,14 @@
 #define ZMQ_PROXY_STREAM_STALL_TIMEOUT 10
 
 /**
+ * int, milliseconds: a pair quiet for this long has its connections checked at the socket
+ * level (is the TCP connection still there?). libzmq drops a disconnect notification when
+ * the proxy lags a full pipe (ZMQ_RCVHWM) behind; this check finds such connections
+ * instead of keeping their partner paired for ever. 0 = never. Default 10000.
+ */
+#define ZMQ_PROXY_STREAM_PROBE_INTERVAL 11
+
+/**
  * STREAMSTATS: the reply is one frame of native-endian uint64 counters, in this order.
  * New counters are only ever appended; read the frame's size to know how many there are.
  * Pairs relaying now.
@@ -200,9 +208,14 @@
 #define ZMQ_PROXY_STREAM_STAT_BACKPRESSURE_PAUSES 22
 
 /**
+ * Connections found gone by the liveness check (their disconnect notification was lost).
+ */
+#define ZMQ_PROXY_STREAM_STAT_FOUND_GONE 23
+
+/**
  * Number of counters in this version's STREAMSTATS frame.
  */
-#define ZMQ_PROXY_STREAM_STAT_COUNT 23
+#define ZMQ_PROXY_STREAM_STAT_COUNT 24
 
 /**
  * This library's version. Also returned by zmq_proxy_stream_version().

@@ -43,6 +43,11 @@ pub const ZMQ_PROXY_STREAM_BACKPRESSURE: c_int = 9;
 /// bytes for this long while the proxy waits for it is closed with its pair (a stuck peer
 /// must not stall the others for ever). 0 = wait for ever. Default 2000.
 pub const ZMQ_PROXY_STREAM_STALL_TIMEOUT: c_int = 10;
+/// int, milliseconds: a pair quiet for this long has its connections checked at the socket
+/// level (is the TCP connection still there?). libzmq drops a disconnect notification when
+/// the proxy lags a full pipe (ZMQ_RCVHWM) behind; this check finds such connections
+/// instead of keeping their partner paired for ever. 0 = never. Default 10000.
+pub const ZMQ_PROXY_STREAM_PROBE_INTERVAL: c_int = 11;
 
 /// STREAMSTATS: the reply is one frame of native-endian uint64 counters, in this order.
 /// New counters are only ever appended; read the frame's size to know how many there are.
@@ -91,5 +96,7 @@ pub const ZMQ_PROXY_STREAM_STAT_CLOSED_EARLY_OVERFLOW: c_int = 20;
 pub const ZMQ_PROXY_STREAM_STAT_CLOSED_STALLED: c_int = 21;
 /// Times reading a socket was suspended for backpressure (ZMQ_PROXY_STREAM_BACKPRESSURE 1).
 pub const ZMQ_PROXY_STREAM_STAT_BACKPRESSURE_PAUSES: c_int = 22;
+/// Connections found gone by the liveness check (their disconnect notification was lost).
+pub const ZMQ_PROXY_STREAM_STAT_FOUND_GONE: c_int = 23;
 /// Number of counters in this version's STREAMSTATS frame.
-pub const ZMQ_PROXY_STREAM_STAT_COUNT: c_int = 23;
+pub const ZMQ_PROXY_STREAM_STAT_COUNT: c_int = 24;

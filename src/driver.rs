@@ -7,8 +7,8 @@ use std::time::Instant;
 use crate::control::{reply_for, Command, ControlKind, Reply};
 use crate::core::{Chunk, Core, Limits, PeerInfo, SendOutcome, Side, TransmitKind};
 use crate::zmq_io::{
-    force_shutdown, kernel_send_queue, peer_address, poll, Errno, Msg, SocketRef, EFSM, ETERM,
-    ZMQ_DONTWAIT, ZMQ_POLLIN, ZMQ_SNDMORE,
+    force_shutdown, kernel_send_queue, peer_address, peer_alive, poll, Errno, Msg, SocketRef, EFSM,
+    ETERM, ZMQ_DONTWAIT, ZMQ_POLLIN, ZMQ_SNDMORE,
 };
 
 /// Chunks read from one socket before the loop looks at the others again.
@@ -183,6 +183,10 @@ impl Driver {
                 };
                 let outcome = match tx.kind {
                     TransmitKind::Data(chunk) => send_chunk(socket, tx.id, chunk)?,
+                    TransmitKind::Probe => match tx.peer {
+                        Some(peer) if !peer_alive(peer) => SendOutcome::Unreachable,
+                        _ => SendOutcome::Sent,
+                    },
                     TransmitKind::Close {
                         check_drained,
                         force,

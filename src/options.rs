@@ -82,6 +82,9 @@ impl Options {
                 };
             }
             ZMQ_PROXY_STREAM_STALL_TIMEOUT => l.stall_timeout = optional_ms(int_value(value)?)?,
+            ZMQ_PROXY_STREAM_PROBE_INTERVAL => {
+                l.probe_interval = optional_ms(int_value(value)?)?;
+            }
             ZMQ_PROXY_STREAM_WORKER_MAX_AGE => {
                 l.worker_max_age = optional_ms(int_value(value)?)?;
             }
@@ -114,6 +117,7 @@ impl Options {
             ZMQ_PROXY_STREAM_IDLE_TIMEOUT => ms_of(l.idle_timeout).to_ne_bytes().to_vec(),
             ZMQ_PROXY_STREAM_BACKPRESSURE => (l.backpressure as c_int).to_ne_bytes().to_vec(),
             ZMQ_PROXY_STREAM_STALL_TIMEOUT => ms_of(l.stall_timeout).to_ne_bytes().to_vec(),
+            ZMQ_PROXY_STREAM_PROBE_INTERVAL => ms_of(l.probe_interval).to_ne_bytes().to_vec(),
             ZMQ_PROXY_STREAM_WORKER_MAX_AGE => ms_of(l.worker_max_age).to_ne_bytes().to_vec(),
             _ => return Err(libc::EINVAL),
         };
@@ -144,6 +148,7 @@ mod tests {
         assert_eq!(get_int(&o, ZMQ_PROXY_STREAM_WORKER_MAX_AGE), 20000);
         assert_eq!(get_int(&o, ZMQ_PROXY_STREAM_BACKPRESSURE), 0);
         assert_eq!(get_int(&o, ZMQ_PROXY_STREAM_STALL_TIMEOUT), 2000);
+        assert_eq!(get_int(&o, ZMQ_PROXY_STREAM_PROBE_INTERVAL), 10000);
         let mut buf = [0u8; 8];
         assert_eq!(o.get(ZMQ_PROXY_STREAM_PAIR_BUFFER, &mut buf), Ok(8));
         assert_eq!(i64::from_ne_bytes(buf), 4 << 20);

@@ -232,15 +232,22 @@ fn unsafe_zeroed() -> libc::sockaddr_storage {
     unsafe { std::mem::zeroed() }
 }
 
+/// Whether the TCP connection behind `peer` is still there: its descriptor still names a
+/// connected socket to the same remote address. A descriptor closed by libzmq, or reused for
+/// another connection, answers false. Unknown (no address recorded) counts as alive.
+pub fn peer_alive(peer: crate::core::PeerInfo) -> bool {
+    match peer.addr {
+        None => true,
+        Some(addr) => peer_address(peer.fd) == Some(addr),
+    }
+}
+
 /// Shuts down the TCP socket under a libzmq connection that libzmq will not close (its pipe
 /// is full), so that libzmq sees EOF and drops the connection itself. The descriptor stays
 /// libzmq's: it is never closed here. It is only touched if it still belongs to the same
 /// peer, so a descriptor number reused by another connection is left alone.
 pub fn force_shutdown(peer: crate::core::PeerInfo) {
-    let Some(addr) = peer.addr else {
-        return;
-    };
-    if peer_address(peer.fd) != Some(addr) {
+    if peer.addr.is_none() || !peer_alive(peer) {
         return;
     }
     // SAFETY: shutdown on a live socket descriptor has no memory effects.

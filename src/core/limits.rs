@@ -25,6 +25,8 @@ pub struct Limits {
     pub stall_timeout: Option<Duration>,
     /// A pair without traffic for this long is closed.
     pub idle_timeout: Option<Duration>,
+    /// Quiet pairs have their connections checked at this interval.
+    pub probe_interval: Option<Duration>,
     /// Idle worker connections older than this are closed (to come back fresh).
     pub worker_max_age: Option<Duration>,
     /// Bytes a screened client may send while it waits for a worker.
@@ -56,6 +58,7 @@ impl Default for Limits {
             stall_timeout: Some(Duration::from_millis(2000)),
             idle_timeout: None,
             worker_max_age: Some(Duration::from_millis(20000)),
+            probe_interval: Some(Duration::from_millis(10000)),
             early_buffer: 64 << 10,
             retry_min: Duration::from_millis(1),
             retry_max: Duration::from_millis(32),

@@ -99,6 +99,8 @@ struct Conn<P> {
     last_progress: Instant,
     /// While closing: the least the kernel still held for the peer when last asked.
     drain_pending: usize,
+    /// A liveness check of its socket is wanted.
+    probe_due: bool,
 }
 
 pub struct Core<P> {
@@ -250,6 +252,7 @@ impl<P: AsRef<[u8]>> Core<P> {
             over: false,
             last_progress: now,
             drain_pending: usize::MAX,
+            probe_due: false,
         });
         self.ids_mut(side).insert(routing_id, key);
         if let Some(t) = self.limits.handshake_timeout {

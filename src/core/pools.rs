@@ -129,5 +129,9 @@ impl<P: AsRef<[u8]>> Core<P> {
         if let Some(t) = self.limits.idle_timeout {
             self.timers.arm(now + t, client, TimerKind::Idle);
         }
+        if let Some(t) = self.limits.probe_interval {
+            self.timers.arm(now + t, client, TimerKind::Probe);
+            self.timers.arm(now + t, worker, TimerKind::Probe);
+        }
     }
 }

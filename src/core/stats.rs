@@ -55,6 +55,7 @@ pub struct Stats {
     pub dropped_bytes: u64,
     pub closed_stalled: u64,
     pub backpressure_pauses: u64,
+    pub found_gone: u64,
 }
 
 impl Stats {
@@ -169,6 +170,7 @@ impl Stats {
             ZMQ_PROXY_STREAM_STAT_BACKPRESSURE_PAUSES,
             self.backpressure_pauses,
         );
+        set(ZMQ_PROXY_STREAM_STAT_FOUND_GONE, self.found_gone);
         v
     }
 }

@@ -28,6 +28,8 @@ struct Sim {
     undrained: HashSet<(Side, Vec<u8>)>,
     /// What their kernel send queue holds.
     pending: usize,
+    /// Liveness checks answered "alive".
+    probes: usize,
 }
 
 impl Sim {
@@ -41,6 +43,7 @@ impl Sim {
             unreachable: HashSet::new(),
             undrained: HashSet::new(),
             pending: 1000,
+            probes: 0,
         }
     }
 
@@ -108,6 +111,10 @@ impl Sim {
                     SendOutcome::Unreachable
                 } else {
                     match tx.kind {
+                        TransmitKind::Probe => {
+                            self.probes += 1;
+                            SendOutcome::Sent
+                        }
                         TransmitKind::Data(chunk) => {
                             if self.full.contains(&key) {
                                 SendOutcome::WouldBlock
@@ -753,4 +760,29 @@ fn backpressure_closes_a_destination_that_takes_nothing_for_the_stall_timeout() 
     assert!(s.is_closed(F, 1));
     assert_eq!(s.core.stats().closed_stalled, 1);
     assert!(s.core.reading(F), "the others are read again");
+}
+
+#[test]
+fn quiet_pairs_are_checked_and_a_vanished_connection_ends_its_pair() {
+    let mut s = Sim::new(Limits::default());
+    s.pair(1, 10);
+    s.pair(2, 11);
+    // Pair 2 keeps talking: it is never probed.
+    for _ in 0..5 {
+        s.advance(Duration::from_millis(3000));
+        s.recv(F, 2, b"ping");
+    }
+    assert!(
+        s.probes >= 2,
+        "pair 1 was checked, and found alive ({})",
+        s.probes
+    );
+    assert_eq!(s.core.stats().pairs_open, 2);
+    // Client 1 vanished without a notification (libzmq dropped it at a full pipe).
+    s.unreachable.insert((F, id(1)));
+    s.advance(Duration::from_millis(10_100));
+    assert_eq!(s.core.stats().found_gone, 1);
+    s.advance(Duration::from_millis(100));
+    assert!(s.is_closed(B, 10), "its worker is closed");
+    assert_eq!(s.core.stats().pairs_open, 1);
 }

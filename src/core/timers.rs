@@ -17,6 +17,7 @@ pub(super) enum TimerKind {
     MaxAge,
     Idle,
     Stall,
+    Probe,
 }
 
 #[derive(Default)]
@@ -82,6 +83,16 @@ impl<P: AsRef<[u8]>> Core<P> {
                     }
                 }
                 (TimerKind::Stall, _) => self.check_stall(now, key),
+                (TimerKind::Probe, State::Paired(_)) => {
+                    let interval = self.limits.probe_interval.expect("armed only when set");
+                    let due = conn.last_activity + interval;
+                    if now >= due {
+                        conn.probe_due = true;
+                        self.mark_ready(key);
+                    } else {
+                        self.timers.arm(due, key, TimerKind::Probe);
+                    }
+                }
                 // The connection moved on since the timer was armed.
                 _ => {}
             }

@@ -29,6 +29,10 @@ pub enum TransmitKind<'a, P> {
     /// libzmq #4828): the driver shuts the TCP socket down under libzmq, which then drops
     /// the connection itself.
     Close { check_drained: bool, force: bool },
+    /// Check that the connection's TCP socket is still the one the driver reported
+    /// ([`Transmit::peer`]): answer Sent if so, Unreachable if it is gone. libzmq loses
+    /// disconnect notifications when its pipe is full; this finds such connections.
+    Probe,
 }
 
 pub struct Transmit<'a, P> {
@@ -44,12 +48,19 @@ pub struct Transmit<'a, P> {
 #[derive(Clone, Copy, Debug)]
 pub struct TransmitToken {
     key: Key,
-    close: bool,
+    what: What,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum What {
+    Data,
+    Close,
+    Probe,
 }
 
 impl<P: AsRef<[u8]>> Core<P> {
     fn has_work(conn: &Conn<P>) -> bool {
-        !conn.out.is_empty() || matches!(conn.state, State::Closing { .. })
+        !conn.out.is_empty() || conn.probe_due || matches!(conn.state, State::Closing { .. })
     }
 
     fn extend_linger(conn: &mut Conn<P>, until: Instant) {
@@ -118,11 +129,27 @@ impl<P: AsRef<[u8]>> Core<P> {
                     id: conn.id.as_bytes(),
                     peer: conn.peer,
                     kind: TransmitKind::Data(conn.out.front_mut().expect("not empty")),
-                    token: TransmitToken { key, close: false },
+                    token: TransmitToken {
+                        key,
+                        what: What::Data,
+                    },
+                });
+            }
+            if conn.probe_due {
+                let conn = self.conns.get_mut(key).expect("checked above");
+                return Some(Transmit {
+                    side: conn.side,
+                    id: conn.id.as_bytes(),
+                    peer: conn.peer,
+                    kind: TransmitKind::Probe,
+                    token: TransmitToken {
+                        key,
+                        what: What::Probe,
+                    },
                 });
             }
             let State::Closing { flush, deadline } = conn.state else {
-                unreachable!("has_work without data means closing");
+                unreachable!("has_work without data or probe means closing");
             };
             // Give libzmq's I/O thread a moment to move what we handed it into the kernel
             // before asking whether it left (libzmq #4763 cuts the tail of a close that
@@ -146,7 +173,10 @@ impl<P: AsRef<[u8]>> Core<P> {
                     check_drained: flush && now < deadline && conn.last_sent.is_some(),
                     force: now >= deadline,
                 },
-                token: TransmitToken { key, close: true },
+                token: TransmitToken {
+                    key,
+                    what: What::Close,
+                },
             });
         }
     }
@@ -157,10 +187,26 @@ impl<P: AsRef<[u8]>> Core<P> {
         let Some(conn) = self.conns.get_mut(key) else {
             return;
         };
-        match (token.close, outcome) {
+        if token.what == What::Probe {
+            self.ready.pop_front();
+            conn.in_ready = false;
+            conn.probe_due = false;
+            if outcome == SendOutcome::Unreachable {
+                self.stats.found_gone += 1;
+                self.on_gone(now, key);
+            } else {
+                if let Some(t) = self.limits.probe_interval {
+                    self.timers.arm(now + t, key, TimerKind::Probe);
+                }
+                self.mark_ready(key);
+            }
+            return;
+        }
+        match (token.what == What::Close, outcome) {
             (false, SendOutcome::Sent) => {
                 let len = conn.out.pop_sent();
                 conn.last_sent = Some(now);
+                conn.last_activity = now;
                 // A peer that takes bytes is alive: a pending close waits for it anew.
                 Self::extend_linger(conn, now + self.limits.close_linger);
                 if conn.over {
