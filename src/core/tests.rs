@@ -225,7 +225,8 @@ fn greeting_and_command_split_at_every_byte_are_accepted() {
 
 #[test]
 fn bad_clients_are_refused_and_counted_without_touching_a_worker() {
-    let cases: Vec<(Vec<u8>, fn(&Stats) -> u64)> = vec![
+    type Counter = fn(&Stats) -> u64;
+    let cases: Vec<(Vec<u8>, Counter)> = vec![
         (b"GET / HTTP/1.1\r\nHost: x\r\n\r\n".to_vec(), |st| {
             st.reject_bad_greeting
         }),
