@@ -343,7 +343,7 @@ fn several_proxies_run_at_once_on_their_own_threads() {
     const N: usize = 4;
     // Two on their own contexts (the shared harness), two sharing one context.
     let shared = zmq::Context::new();
-    let own: Vec<Proxy> = (0..2).map(|_| Proxy::start()).collect();
+    let own: Vec<Proxy> = (0..2).map(|_| proxy_linger0(ControlType::Pair)).collect();
     let on_shared: Vec<OwnProxy> = (0..2).map(|_| OwnProxy::start(&shared, true)).collect();
     let ends: Vec<(String, String)> = own
         .iter()
@@ -376,10 +376,19 @@ fn several_proxies_run_at_once_on_their_own_threads() {
         .map(|p| p.statistics())
         .chain(on_shared.iter().map(|p| p.statistics()))
         .collect();
+    let setup = raw_pair_bytes();
     for (i, s) in stats.iter().enumerate() {
-        let want = 1 + (i as u64 + 1) * 10_000;
-        assert_eq!((s[1], s[7]), (want, want), "proxy {i}: {s:?}");
-        assert_eq!((s[3], s[5]), (1, 1), "proxy {i}: {s:?}");
+        let n = (i as u64 + 1) * 10_000;
+        assert_eq!(
+            (s[1], s[7]),
+            (setup.frontend_in + n, setup.backend_out + n),
+            "proxy {i}: {s:?}"
+        );
+        assert_eq!(
+            (s[3], s[5]),
+            (setup.frontend_out, setup.backend_in),
+            "proxy {i}: {s:?}"
+        );
     }
 
     // CURVE sessions through all of them at the same time.

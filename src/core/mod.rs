@@ -97,7 +97,7 @@ struct Conn<P> {
     over: bool,
     /// When it last accepted bytes while over.
     last_progress: Instant,
-    /// While closing: the least the kernel still held for the peer when last asked.
+    /// While closing: what the kernel still held for the peer when last asked.
     drain_pending: usize,
     /// A liveness check of its socket is wanted.
     probe_due: bool,

@@ -243,8 +243,10 @@ impl<P: AsRef<[u8]>> Core<P> {
             }
             (_, SendOutcome::WouldBlock) | (_, SendOutcome::NotDrained(_)) => {
                 if let SendOutcome::NotDrained(pending) = outcome {
-                    if pending < conn.drain_pending {
-                        // The peer is still reading: it gets the linger anew.
+                    // Any change means the connection moves: the peer read, or libzmq moved
+                    // more of what it holds into the kernel because the peer read. A peer
+                    // still reading gets the linger anew; one that stopped does not.
+                    if pending != conn.drain_pending {
                         conn.drain_pending = pending;
                         Self::extend_linger(conn, now + self.limits.close_linger);
                     }

@@ -1,6 +1,8 @@
 //! Extra test helpers for control.rs, errors.rs and backpressure.rs (not part of the shared
 //! harness in tests/common):
-//! - raw TCP peers (std::net::TcpStream) for exact byte counts, with deadline-bound reads;
+//! - raw TCP peers (std::net::TcpStream) for exact byte counts, with deadline-bound reads,
+//!   that speak just enough ZMTP (NULL greeting and READY) to pass the proxy's screening, and
+//!   the exact byte counts of that handshake (`handshake_bytes`, `raw_pair_bytes`);
 //! - a position-dependent byte pattern that exposes holes, duplicates and reordering;
 //! - `OwnProxy`, a harness variant that keeps the proxy thread's JoinHandle (to read its CPU
 //!   clock) and hands the caller's sockets back after the proxy returns (to check they are
@@ -15,6 +17,9 @@ use std::os::unix::thread::JoinHandleExt;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
+
+use crate::common::raw::{greeting, greeting_with, null_ready};
+use crate::common::{ControlType, Proxy};
 
 /// Deadline for anything the tests wait on.
 pub const LONG: Duration = Duration::from_secs(20);
@@ -202,27 +207,219 @@ pub fn check_pattern(seed: u64, start: u64, data: &[u8]) {
     }
 }
 
+// ---- The ZMTP edge: what raw peers must say to be screened and paired ----------------------
+//
+// The proxy greets every new connection on either side with the opening of its greeting
+// (signature and major version, `OPENING_LEN` bytes). A client must send a whole ZMTP 3.x
+// greeting and a well-formed first command (here NULL's READY); the proxy answers the
+// client's greeting with the rest of its own (`GREETING_REST_LEN` bytes) at once. A worker
+// sends its greeting and stays silent; once a client is paired with it, it gets the rest of
+// the proxy's greeting and then the client's READY, and from then on bytes are relayed
+// untouched both ways. STATISTICS counts all of these bytes.
+
+/// A whole ZMTP 3.x greeting.
+pub const GREETING_LEN: usize = 64;
+/// What the proxy sends every new connection at once: the 10-byte signature and major 3.
+pub const OPENING_LEN: usize = 11;
+/// The rest of the proxy's greeting: minor, mechanism, as-server, filler.
+pub const GREETING_REST_LEN: usize = GREETING_LEN - OPENING_LEN;
+/// The probe raw_pair sends each way to prove the pairing.
+pub const PROBE_LEN: usize = 1;
+
+/// The greeting a raw client or worker sends (NULL, as libzmq 4.3 sends it).
+pub fn peer_greeting() -> Vec<u8> {
+    let g = greeting("NULL");
+    assert_eq!(g.len(), GREETING_LEN);
+    g
+}
+
+/// The first command a raw client sends, and its worker receives untouched.
+pub fn client_ready() -> Vec<u8> {
+    null_ready("DEALER")
+}
+
+/// The proxy's whole greeting to a NULL peer: ZMTP 3.0, NULL, as-server 0.
+pub fn proxy_greeting() -> Vec<u8> {
+    let g = greeting_with(3, 0, b"NULL", 0);
+    assert_eq!(g.len(), GREETING_LEN);
+    g
+}
+
+/// Counter deltas (STATISTICS bytes, or lower bounds on STATISTICS messages) by direction.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Counts {
+    /// Read from the client (frontend in).
+    pub frontend_in: u64,
+    /// Sent to the client (frontend out).
+    pub frontend_out: u64,
+    /// Read from the worker (backend in).
+    pub backend_in: u64,
+    /// Sent to the worker (backend out).
+    pub backend_out: u64,
+}
+
+/// The bytes one raw pair's handshake adds to STATISTICS: the client's greeting and READY in,
+/// the proxy's greeting out to the client; the worker's greeting in, and out to the worker the
+/// proxy's opening, the rest of its greeting and the client's READY.
+pub fn handshake_bytes() -> Counts {
+    let ready = client_ready().len() as u64;
+    Counts {
+        frontend_in: GREETING_LEN as u64 + ready,
+        frontend_out: (OPENING_LEN + GREETING_REST_LEN) as u64,
+        backend_in: GREETING_LEN as u64,
+        backend_out: (OPENING_LEN + GREETING_REST_LEN) as u64 + ready,
+    }
+}
+
+/// The bytes `raw_pair` adds to STATISTICS: its handshake and one probe byte each way.
+pub fn raw_pair_bytes() -> Counts {
+    let h = handshake_bytes();
+    let p = PROBE_LEN as u64;
+    Counts {
+        frontend_in: h.frontend_in + p,
+        frontend_out: h.frontend_out + p,
+        backend_in: h.backend_in + p,
+        backend_out: h.backend_out + p,
+    }
+}
+
+/// The fewest STATISTICS messages (chunks) `raw_pair` adds, from what must travel in separate
+/// chunks because each waits for an answer to the one before it: the client's greeting, its
+/// READY (sent after the proxy's greeting came back) and its probe (sent after the worker got
+/// the READY); the proxy's greeting to the client and the worker's probe; the worker's
+/// greeting and its probe; to the worker the opening (read before the client connects), the
+/// rest of the greeting with the READY, and the client's probe.
+pub fn raw_pair_min_msgs() -> Counts {
+    Counts {
+        frontend_in: 3,
+        frontend_out: 2,
+        backend_in: 2,
+        backend_out: 3,
+    }
+}
+
+/// Sends a worker's greeting and reads the proxy's opening: the worker connection is then
+/// idle in the proxy's pool.
+pub fn worker_greet(worker: &mut TcpStream) {
+    worker.write_all(&peer_greeting()).unwrap();
+    worker_read_opening(worker);
+}
+
+fn worker_read_opening(worker: &mut TcpStream) {
+    assert_eq!(
+        read_exact_within(worker, OPENING_LEN, LONG),
+        proxy_greeting()[..OPENING_LEN],
+        "the proxy's opening to a worker"
+    );
+}
+
+/// An idle raw worker: connected to `backend` and greeted.
+pub fn raw_worker(backend: &str) -> TcpStream {
+    let mut w = tcp_connect(backend);
+    worker_greet(&mut w);
+    w
+}
+
+/// A greeted worker waits for its client: the rest of the proxy's greeting, then the client's
+/// READY, exactly.
+pub fn worker_await_pair(worker: &mut TcpStream) {
+    assert_eq!(
+        read_exact_within(worker, GREETING_REST_LEN, LONG),
+        proxy_greeting()[OPENING_LEN..],
+        "the end of the proxy's greeting, once paired"
+    );
+    let ready = client_ready();
+    assert_eq!(
+        read_exact_within(worker, ready.len(), LONG),
+        ready,
+        "the client's READY, untouched"
+    );
+}
+
+/// After the client's greeting was sent: reads the proxy's whole greeting and sends READY.
+fn client_finish_screening(client: &mut TcpStream) {
+    assert_eq!(
+        read_exact_within(client, GREETING_LEN, LONG),
+        proxy_greeting(),
+        "the proxy's greeting to a client"
+    );
+    client.write_all(&client_ready()).unwrap();
+}
+
+/// Screens a raw client: greeting, the proxy's greeting back, READY. It then waits for (or
+/// is paired with) a NULL worker.
+pub fn client_screen(client: &mut TcpStream) {
+    client.write_all(&peer_greeting()).unwrap();
+    client_finish_screening(client);
+}
+
+/// A screened raw client, connected to `frontend`.
+pub fn raw_client(frontend: &str) -> TcpStream {
+    let mut c = tcp_connect(frontend);
+    client_screen(&mut c);
+    c
+}
+
 /// A raw worker and a raw client paired by the proxy, proven by one byte each way.
 pub struct RawPair {
     pub worker: TcpStream,
     pub client: TcpStream,
 }
 
-/// Connects a raw worker to `backend`, then a raw client to `frontend`, and proves they were
-/// paired with each other by sending one byte client->worker and one byte worker->client.
-/// Counters move by exactly 1 byte per direction.
+/// Connects a raw worker to `backend`, then a raw client to `frontend`, takes both through
+/// the proxy's handshake and proves they were paired with each other by sending one byte
+/// client->worker and one byte worker->client. Counters move by exactly `raw_pair_bytes()`.
 pub fn raw_pair(frontend: &str, backend: &str) -> RawPair {
     let worker = tcp_connect(backend);
     let client = tcp_connect(frontend);
     raw_pair_from(worker, client)
 }
 
-pub fn raw_pair_from(mut worker: TcpStream, mut client: TcpStream) -> RawPair {
-    client.write_all(b"c").unwrap();
-    assert_eq!(read_exact_within(&mut worker, 1, LONG), b"c");
-    worker.write_all(b"w").unwrap();
-    assert_eq!(read_exact_within(&mut client, 1, LONG), b"w");
-    RawPair { worker, client }
+/// `raw_pair` on connections the caller made (fresh: nothing sent or read yet).
+pub fn raw_pair_from(worker: TcpStream, client: TcpStream) -> RawPair {
+    greet_both(worker, client).finish()
+}
+
+/// A fresh worker and client that have sent their greetings and read nothing yet: a proxy
+/// that is paused has these bytes waiting for it.
+pub struct Greeted {
+    worker: TcpStream,
+    client: TcpStream,
+}
+
+/// Sends both greetings (writes only: works while the proxy is paused).
+pub fn greet_both(mut worker: TcpStream, mut client: TcpStream) -> Greeted {
+    worker.write_all(&peer_greeting()).unwrap();
+    client.write_all(&peer_greeting()).unwrap();
+    Greeted { worker, client }
+}
+
+impl Greeted {
+    /// Completes the handshake (worker idle first, then the client screened and paired with
+    /// it) and proves the pairing with one byte each way.
+    pub fn finish(self) -> RawPair {
+        let Greeted {
+            mut worker,
+            mut client,
+        } = self;
+        worker_read_opening(&mut worker);
+        client_finish_screening(&mut client);
+        worker_await_pair(&mut worker);
+        client.write_all(b"c").unwrap();
+        assert_eq!(read_exact_within(&mut worker, PROBE_LEN, LONG), b"c");
+        worker.write_all(b"w").unwrap();
+        assert_eq!(read_exact_within(&mut client, PROBE_LEN, LONG), b"w");
+        RawPair { worker, client }
+    }
+}
+
+/// A shared-harness proxy whose data sockets have linger 0, so that the test's context can
+/// always terminate (libzmq's zmq_ctx_term waits for undelivered data at the default -1).
+pub fn proxy_linger0(control: ControlType) -> Proxy {
+    Proxy::start_with(control, |frontend, backend| {
+        frontend.set_linger(0).unwrap();
+        backend.set_linger(0).unwrap();
+    })
 }
 
 /// Resident memory of this process, in bytes.
@@ -384,6 +581,22 @@ impl OwnProxy {
             out[i] = u64::from_ne_bytes(f.as_slice().try_into().expect("8-byte frame"));
         }
         out
+    }
+
+    /// STREAMSTATS over the PAIR control socket: the counters by ZMQ_PROXY_STREAM_STAT_*.
+    pub fn stream_stats(&self) -> Vec<u64> {
+        let c = self.control.as_ref().expect("has control");
+        self.send_command("STREAMSTATS");
+        assert!(
+            c.poll(zmq::POLLIN, LONG.as_millis() as i64).unwrap() > 0,
+            "STREAMSTATS reply within the deadline"
+        );
+        let frames = c.recv_multipart(0).unwrap();
+        assert_eq!(frames.len(), 1, "STREAMSTATS replies one frame");
+        frames[0]
+            .chunks(8)
+            .map(|f| u64::from_ne_bytes(f.try_into().expect("8-byte counters")))
+            .collect()
     }
 
     /// Waits (with a deadline) for the proxy thread to return and gives back what it returned.
