@@ -74,6 +74,10 @@ impl Proxy {
         let ctx = zmq::Context::new();
         let frontend = ctx.socket(zmq::STREAM).unwrap();
         let backend = ctx.socket(zmq::STREAM).unwrap();
+        // A finite linger, as the header asks: a peer that stops reading must not make
+        // zmq_ctx_term wait for ever.
+        frontend.set_linger(0).unwrap();
+        backend.set_linger(0).unwrap();
         configure(&frontend, &backend);
         frontend.bind("tcp://127.0.0.1:0").unwrap();
         backend.bind("tcp://127.0.0.1:0").unwrap();
@@ -141,7 +145,7 @@ impl Proxy {
 
     /// STREAMSTATS over a PAIR or REP control socket: the counters by ZMQ_PROXY_STREAM_STAT_*.
     pub fn stream_stats(&self) -> Vec<u64> {
-        self.control.send("STREAMSTATS", 0).unwrap();
+        self.send_command("STREAMSTATS");
         let frames = self
             .recv_control(Duration::from_secs(10))
             .expect("STREAMSTATS reply");
@@ -159,7 +163,7 @@ impl Proxy {
 
     /// STATISTICS over a PAIR or REP control socket.
     pub fn statistics(&self) -> [u64; 8] {
-        self.control.send("STATISTICS", 0).unwrap();
+        self.send_command("STATISTICS");
         let frames = self
             .recv_control(Duration::from_secs(10))
             .expect("STATISTICS reply");
@@ -172,7 +176,9 @@ impl Proxy {
     }
 
     pub fn send_command(&self, command: &str) {
-        self.control.send(command, 0).unwrap();
+        self.control
+            .send(command, zmq::DONTWAIT)
+            .expect("the proxy's control socket takes commands");
     }
 
     pub fn recv_control(&self, timeout: Duration) -> Option<Vec<Vec<u8>>> {
@@ -189,7 +195,8 @@ impl Proxy {
 
     /// Sends TERMINATE and returns the proxy's (rc, errno).
     pub fn terminate(mut self) -> (i32, i32) {
-        self.control.send("TERMINATE", 0).unwrap();
+        self.send_command("TERMINATE");
+        assert!(wait_finished(&self, DEADLINE), "the proxy returns after TERMINATE");
         self.join()
     }
 
@@ -234,10 +241,24 @@ pub fn last_errno() -> i32 {
 impl Drop for Proxy {
     fn drop(&mut self) {
         if self.thread.is_some() {
-            let _ = self.control.send("TERMINATE", 0);
-            let _ = self.join();
+            // Never block here: the proxy may have returned already (a failing test).
+            let _ = self.control.send("TERMINATE", zmq::DONTWAIT);
+            if self.finished() || wait_finished(self, DEADLINE) {
+                let _ = self.join();
+            }
         }
     }
+}
+
+fn wait_finished(proxy: &Proxy, deadline: Duration) -> bool {
+    let end = Instant::now() + deadline;
+    while !proxy.finished() {
+        if Instant::now() > end {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    true
 }
 
 /// A CURVE server key pair for workers, and a fresh client pair per client.
