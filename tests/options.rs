@@ -94,8 +94,9 @@ impl Drop for Handle {
     }
 }
 
-/// The int options and their defaults (PAIR_BUFFER is int64 and MECHANISMS a string).
-const INT_OPTIONS: [(c_int, &str, i32); 6] = [
+/// The int options that take any non-negative value, and their defaults (PAIR_BUFFER is
+/// int64, MECHANISMS a string and BACKPRESSURE 0 or 1: see the tests).
+const INT_OPTIONS: [(c_int, &str, i32); 8] = [
     (
         ZMQ_PROXY_STREAM_HANDSHAKE_TIMEOUT,
         "HANDSHAKE_TIMEOUT",
@@ -106,6 +107,8 @@ const INT_OPTIONS: [(c_int, &str, i32); 6] = [
     (ZMQ_PROXY_STREAM_MAX_PAIRS, "MAX_PAIRS", 0),
     (ZMQ_PROXY_STREAM_IDLE_TIMEOUT, "IDLE_TIMEOUT", 0),
     (ZMQ_PROXY_STREAM_WORKER_MAX_AGE, "WORKER_MAX_AGE", 20000),
+    (ZMQ_PROXY_STREAM_STALL_TIMEOUT, "STALL_TIMEOUT", 2000),
+    (ZMQ_PROXY_STREAM_PROBE_INTERVAL, "PROBE_INTERVAL", 10000),
 ];
 
 // ---------------------------------------------------------------------------------------
@@ -123,6 +126,11 @@ fn defaults_read_back_with_getopt() {
         4 << 20,
         "default PAIR_BUFFER"
     );
+    assert_eq!(
+        h.get_int(ZMQ_PROXY_STREAM_BACKPRESSURE),
+        0,
+        "default BACKPRESSURE"
+    );
     let b = h.get(ZMQ_PROXY_STREAM_MECHANISMS, 64).unwrap();
     assert_eq!(
         b, b"NULL,PLAIN,CURVE,GSSAPI\0",
@@ -139,6 +147,10 @@ fn values_set_read_back() {
                 .unwrap_or_else(|e| panic!("{name} = {v}: errno {e}"));
             assert_eq!(h.get_int(option), v, "{name} reads back {v}");
         }
+    }
+    for v in [1, 0, 1] {
+        h.set_int(ZMQ_PROXY_STREAM_BACKPRESSURE, v).unwrap();
+        assert_eq!(h.get_int(ZMQ_PROXY_STREAM_BACKPRESSURE), v, "BACKPRESSURE");
     }
     for v in [16384i64, 65536, 1 << 40] {
         h.set(ZMQ_PROXY_STREAM_PAIR_BUFFER, &v.to_ne_bytes())
@@ -173,7 +185,9 @@ fn bad_values_are_einval_and_change_nothing() {
     h.set(ZMQ_PROXY_STREAM_PAIR_BUFFER, &100_000i64.to_ne_bytes())
         .unwrap();
     h.set(ZMQ_PROXY_STREAM_MECHANISMS, b"CURVE,PLAIN").unwrap();
+    h.set_int(ZMQ_PROXY_STREAM_BACKPRESSURE, 1).unwrap();
     let check_unchanged = |what: &str| {
+        assert_eq!(h.get_int(ZMQ_PROXY_STREAM_BACKPRESSURE), 1, "after {what}");
         for (option, name, _) in INT_OPTIONS {
             assert_eq!(h.get_int(option), 777, "{name} after {what}");
         }
@@ -211,6 +225,17 @@ fn bad_values_are_einval_and_change_nothing() {
         assert_eq!(h.set(option, &[]), Err(libc::EINVAL), "{name} in 0 bytes");
         check_unchanged(name);
     }
+
+    let bp = ZMQ_PROXY_STREAM_BACKPRESSURE;
+    for v in [2, -1, 100] {
+        assert_eq!(h.set_int(bp, v), Err(libc::EINVAL), "BACKPRESSURE = {v}");
+    }
+    assert_eq!(
+        h.set(bp, &1i64.to_ne_bytes()),
+        Err(libc::EINVAL),
+        "BACKPRESSURE as int64"
+    );
+    check_unchanged("bad BACKPRESSURE");
 
     let pb = ZMQ_PROXY_STREAM_PAIR_BUFFER;
     for v in [16383i64, 1, 0, -1, i64::MIN] {
@@ -250,7 +275,8 @@ fn bad_values_are_einval_and_change_nothing() {
     }
     check_unchanged("bad MECHANISMS");
 
-    for unknown in [0, 9, 100, -1, c_int::MAX, c_int::MIN] {
+    // Options are only ever appended: 0, negatives and far-away numbers stay unknown.
+    for unknown in [0, -1, 1000, c_int::MAX, c_int::MIN] {
         assert_eq!(h.set_int(unknown, 1), Err(libc::EINVAL), "option {unknown}");
         assert_eq!(
             h.get(unknown, 64),
@@ -273,6 +299,7 @@ fn getopt_with_a_too_small_buffer_is_einval() {
             );
         }
     }
+    assert_eq!(h.get(ZMQ_PROXY_STREAM_BACKPRESSURE, 3), Err(libc::EINVAL));
     assert_eq!(h.get(ZMQ_PROXY_STREAM_PAIR_BUFFER, 4), Err(libc::EINVAL));
     assert_eq!(h.get(ZMQ_PROXY_STREAM_PAIR_BUFFER, 7), Err(libc::EINVAL));
     let full = b"NULL,PLAIN,CURVE,GSSAPI\0".len();
@@ -465,6 +492,19 @@ fn version_matches_the_header() {
             "ZMQ_PROXY_STREAM_WORKER_MAX_AGE",
             ZMQ_PROXY_STREAM_WORKER_MAX_AGE,
         ),
+        (
+            "ZMQ_PROXY_STREAM_BACKPRESSURE",
+            ZMQ_PROXY_STREAM_BACKPRESSURE,
+        ),
+        (
+            "ZMQ_PROXY_STREAM_STALL_TIMEOUT",
+            ZMQ_PROXY_STREAM_STALL_TIMEOUT,
+        ),
+        (
+            "ZMQ_PROXY_STREAM_PROBE_INTERVAL",
+            ZMQ_PROXY_STREAM_PROBE_INTERVAL,
+        ),
+        ("ZMQ_PROXY_STREAM_STAT_COUNT", ZMQ_PROXY_STREAM_STAT_COUNT),
     ] {
         assert_eq!(header_define(&header, name), value as i64, "{name}");
     }
@@ -691,14 +731,20 @@ fn max_pairs_makes_further_clients_wait() {
     assert_eq!(s[ZMQ_PROXY_STREAM_STAT_PAIRS_OPEN as usize], 1);
 }
 
+/// For the flooding tests: a small pipe to workers, so that the proxy's own buffer is
+/// reached quickly (the harness sets LINGER 0 itself, so that bytes left queued for a
+/// stalled peer cannot make the context's termination wait for ever).
+fn small_backend_pipe(_frontend: &zmq::Socket, backend: &zmq::Socket) {
+    backend.set_sndhwm(16).unwrap();
+}
+
 /// PAIR_BUFFER: a client flooding a worker that reads nothing makes its pair overflow the
 /// (small) buffer; the pair is closed and counted.
 #[test]
 fn pair_buffer_overflow_closes_the_pair() {
     let proxy = Proxy::start_full(
         ControlType::Pair,
-        // A small pipe to workers, so that the proxy's own buffer is reached quickly.
-        |_, backend| backend.set_sndhwm(16).unwrap(),
+        small_backend_pipe,
         vec![(ZMQ_PROXY_STREAM_PAIR_BUFFER, OptValue::I64(65536))],
     );
     let mut w = RawWorker::connect(&proxy.backend);
@@ -746,6 +792,124 @@ fn pair_buffer_overflow_closes_the_pair() {
         closed_within(&mut w.stream, DEADLINE),
         "stalled worker closed too"
     );
+}
+
+/// A raw NULL worker and a raw NULL client paired through `proxy`.
+fn raw_pair(proxy: &Proxy) -> (std::net::TcpStream, RawWorker) {
+    let mut w = RawWorker::connect(&proxy.backend);
+    wait_until("raw worker idle", DEADLINE, || {
+        proxy.stat(ZMQ_PROXY_STREAM_STAT_WORKERS_IDLE_NULL) == 1
+    });
+    let c = null_client(&proxy.frontend);
+    w.await_pair(DEADLINE);
+    (c, w)
+}
+
+/// Byte `i` of the stream the backpressure tests send.
+fn pattern(i: usize) -> u8 {
+    (i % 251) as u8
+}
+
+/// BACKPRESSURE=1 (STALL_TIMEOUT=0: wait for ever): a destination that does not keep up
+/// holds its source back instead of having its pair closed; nothing is lost, and once the
+/// destination reads, every byte arrives in order.
+#[test]
+fn backpressure_holds_the_source_back_and_loses_nothing() {
+    let proxy = Proxy::start_full(
+        ControlType::Pair,
+        small_backend_pipe,
+        vec![
+            (ZMQ_PROXY_STREAM_PAIR_BUFFER, OptValue::I64(65536)),
+            (ZMQ_PROXY_STREAM_BACKPRESSURE, OptValue::Int(1)),
+            (ZMQ_PROXY_STREAM_STALL_TIMEOUT, OptValue::Int(0)),
+        ],
+    );
+    let (c, mut w) = raw_pair(&proxy);
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let stop2 = stop.clone();
+    // The client writes the pattern until told to stop; the worker reads nothing meanwhile.
+    let writer = std::thread::spawn(move || {
+        let mut c = c;
+        c.set_write_timeout(Some(Duration::from_millis(50)))
+            .unwrap();
+        let mut sent = 0usize;
+        while !stop2.load(std::sync::atomic::Ordering::Relaxed) {
+            let block: Vec<u8> = (sent..sent + 16384).map(pattern).collect();
+            match c.write(&block) {
+                Ok(n) => sent += n,
+                Err(e)
+                    if e.kind() == std::io::ErrorKind::WouldBlock
+                        || e.kind() == std::io::ErrorKind::TimedOut => {}
+                Err(e) => panic!("client write failed after {sent} bytes: {e}"),
+            }
+        }
+        (c, sent)
+    });
+    wait_until("the proxy holds the client side back", DEADLINE, || {
+        proxy.stat(ZMQ_PROXY_STREAM_STAT_BACKPRESSURE_PAUSES) >= 1
+    });
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (_c, sent) = writer.join().unwrap();
+    let got = read_exact_within(&mut w.stream, sent, DEADLINE);
+    if let Some(i) = (0..sent).find(|&i| got[i] != pattern(i)) {
+        panic!("byte {i} of {sent} differs: stream has a hole or a duplicate");
+    }
+    let s = proxy.stream_stats();
+    assert_eq!(
+        s[ZMQ_PROXY_STREAM_STAT_CLOSED_BUFFER_OVERFLOW as usize], 0,
+        "{s:?}"
+    );
+    assert_eq!(s[ZMQ_PROXY_STREAM_STAT_CLOSED_STALLED as usize], 0, "{s:?}");
+    assert_eq!(
+        s[ZMQ_PROXY_STREAM_STAT_PAIRS_OPEN as usize], 1,
+        "the pair lives on"
+    );
+}
+
+/// BACKPRESSURE=1 with STALL_TIMEOUT: a destination that takes nothing for that long is
+/// closed with its pair and counted (not as a buffer overflow).
+#[test]
+fn stall_timeout_closes_a_pair_whose_destination_takes_nothing() {
+    let proxy = Proxy::start_full(
+        ControlType::Pair,
+        small_backend_pipe,
+        vec![
+            (ZMQ_PROXY_STREAM_PAIR_BUFFER, OptValue::I64(65536)),
+            (ZMQ_PROXY_STREAM_BACKPRESSURE, OptValue::Int(1)),
+            (ZMQ_PROXY_STREAM_STALL_TIMEOUT, OptValue::Int(300)),
+        ],
+    );
+    let (mut c, mut w) = raw_pair(&proxy);
+    c.set_write_timeout(Some(Duration::from_millis(50)))
+        .unwrap();
+    let block = payload(6, 16384);
+    let end = Instant::now() + DEADLINE;
+    while proxy.stat(ZMQ_PROXY_STREAM_STAT_CLOSED_STALLED) == 0 {
+        assert!(Instant::now() < end, "the stalled pair was never closed");
+        match c.write(&block) {
+            Ok(_) => {}
+            Err(e)
+                if e.kind() == std::io::ErrorKind::WouldBlock
+                    || e.kind() == std::io::ErrorKind::TimedOut => {}
+            Err(_) => {} // closed under us: the loop condition tells why
+        }
+    }
+    assert!(closed_within(&mut c, DEADLINE), "client closed");
+    assert!(
+        closed_within(&mut w.stream, DEADLINE),
+        "stuck worker closed"
+    );
+    let s = proxy.stream_stats();
+    assert_eq!(s[ZMQ_PROXY_STREAM_STAT_CLOSED_STALLED as usize], 1, "{s:?}");
+    assert!(
+        s[ZMQ_PROXY_STREAM_STAT_BACKPRESSURE_PAUSES as usize] >= 1,
+        "{s:?}"
+    );
+    assert_eq!(
+        s[ZMQ_PROXY_STREAM_STAT_CLOSED_BUFFER_OVERFLOW as usize], 0,
+        "{s:?}"
+    );
+    assert_eq!(s[ZMQ_PROXY_STREAM_STAT_PAIRS_OPEN as usize], 0);
 }
 
 /// IDLE_TIMEOUT: a quiet pair is closed and counted; a pair with traffic is not.

@@ -19,7 +19,7 @@ use zmq_proxy_stream::api::*;
 const QUIET: Duration = Duration::from_millis(300);
 
 /// Counters that must move only when a test says so.
-const WATCHED: [(i32, &str); 12] = [
+const WATCHED: [(i32, &str); 15] = [
     (ZMQ_PROXY_STREAM_STAT_PAIRS_TOTAL, "PAIRS_TOTAL"),
     (
         ZMQ_PROXY_STREAM_STAT_REJECT_BAD_GREETING,
@@ -53,6 +53,12 @@ const WATCHED: [(i32, &str); 12] = [
         ZMQ_PROXY_STREAM_STAT_CLOSED_EARLY_OVERFLOW,
         "CLOSED_EARLY_OVERFLOW",
     ),
+    (ZMQ_PROXY_STREAM_STAT_CLOSED_STALLED, "CLOSED_STALLED"),
+    (
+        ZMQ_PROXY_STREAM_STAT_BACKPRESSURE_PAUSES,
+        "BACKPRESSURE_PAUSES",
+    ),
+    (ZMQ_PROXY_STREAM_STAT_FOUND_GONE, "FOUND_GONE"),
 ];
 
 /// Asserts that between two STREAMSTATS snapshots every watched counter moved by exactly
@@ -327,7 +333,12 @@ fn libzmq_null_client_is_refused_by_a_curve_only_proxy() {
     // No reconnection, so that the count is exact.
     c.set_reconnect_ivl(-1).unwrap();
     c.connect(&b.proxy.frontend).unwrap();
-    c.send("anyone there?", 0).unwrap();
+    // Without DONTWAIT this send could block for ever: once the proxy has closed the
+    // connection (and reconnection is off) the DEALER has no pipe left to queue on.
+    match c.send("anyone there?", zmq::DONTWAIT) {
+        Ok(()) | Err(zmq::Error::EAGAIN) => {}
+        Err(e) => panic!("send: {e}"),
+    }
     wait_until("REJECT_MECHANISM moves", DEADLINE, || {
         b.proxy.stat(ZMQ_PROXY_STREAM_STAT_REJECT_MECHANISM)
             > before[ZMQ_PROXY_STREAM_STAT_REJECT_MECHANISM as usize]

@@ -57,7 +57,10 @@ impl<P: AsRef<[u8]>> Core<P> {
         if let Err(Violation::BadCommand | Violation::BadGreeting) = verdict {
             return self.reject(now, key, Reject::BadCommand);
         }
-        if self.stats.clients_waiting as usize >= self.limits.max_waiting {
+        // Only a client that would really wait counts against the queue's bound.
+        let served_at_once =
+            self.stats.workers_idle[greeting.mechanism.index()] > 0 && self.pair_slots_left();
+        if !served_at_once && self.stats.clients_waiting as usize >= self.limits.max_waiting {
             return self.reject(now, key, Reject::QueueFull);
         }
         let conn = self.conns.get_mut(key).expect("live conn");

@@ -78,7 +78,7 @@ impl<P: AsRef<[u8]>> Core<P> {
         self.try_pair(now);
     }
 
-    fn pair_slots_left(&self) -> bool {
+    pub(super) fn pair_slots_left(&self) -> bool {
         self.limits
             .max_pairs
             .is_none_or(|max| (self.stats.pairs_open as usize) < max)

@@ -354,6 +354,22 @@ fn waiting_clients_time_out_and_the_queue_is_bounded() {
 }
 
 #[test]
+fn a_full_queue_does_not_refuse_a_client_that_is_paired_at_once() {
+    let limits = Limits {
+        max_waiting: 0,
+        ..Limits::default()
+    };
+    let mut s = Sim::new(limits);
+    s.worker(10, CURVE);
+    s.client(1, CURVE);
+    assert_eq!(s.core.stats().pairs_open, 1);
+    assert_eq!(s.core.stats().reject_queue_full, 0);
+    s.client(2, CURVE);
+    assert!(s.is_closed(F, 2), "no worker, no room to wait");
+    assert_eq!(s.core.stats().reject_queue_full, 1);
+}
+
+#[test]
 fn max_pairs_makes_clients_wait_for_a_slot() {
     let limits = Limits {
         max_pairs: Some(1),

@@ -196,7 +196,10 @@ impl Proxy {
     /// Sends TERMINATE and returns the proxy's (rc, errno).
     pub fn terminate(mut self) -> (i32, i32) {
         self.send_command("TERMINATE");
-        assert!(wait_finished(&self, DEADLINE), "the proxy returns after TERMINATE");
+        assert!(
+            wait_finished(&self, DEADLINE),
+            "the proxy returns after TERMINATE"
+        );
         self.join()
     }
 
