@@ -1,9 +1,9 @@
-//! The benchmark program (`benches/proxy.rs`) runs end to end in its smallest mode: every arm
+//! The benchmark program (`benches/proxy/`) runs end to end in its smallest mode: every arm
 //! that is not skipped appears in its table with positive figures, and its JSON is written.
 //! No timing is asserted: the figures of such a short run mean nothing.
 
 #[allow(dead_code)]
-#[path = "../benches/proxy.rs"]
+#[path = "../benches/proxy/main.rs"]
 mod proxy_bench;
 
 /// Arms whose figure a row must have (of the arms that ran).
@@ -113,7 +113,7 @@ fn benchmark_runs_in_smoke_mode() {
 }
 
 /// Not a test: the memory runs of the benchmark start this binary again with
-/// `proxy_bench::CHILD_ENV` set to run a broker in a process of its own.
+/// the benchmark's `CHILD_ENV` set to run a broker in a process of its own.
 #[test]
 #[ignore = "entry point of the benchmark's memory child processes"]
 fn mem_child_entry() {
