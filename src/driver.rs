@@ -7,8 +7,8 @@ use std::time::Instant;
 use crate::control::{reply_for, Command, ControlKind, Reply};
 use crate::core::{Chunk, Core, Limits, PeerInfo, SendOutcome, Side, TransmitKind};
 use crate::zmq_io::{
-    force_shutdown, kernel_send_queue, peer_address, peer_alive, poll, Errno, Msg, SocketRef, EFSM,
-    ETERM, ZMQ_DONTWAIT, ZMQ_POLLIN, ZMQ_SNDMORE,
+    force_shutdown, half_close, peer_address, peer_alive, poll, tcp_bytes_acked, Errno, Msg,
+    SocketRef, EFSM, ETERM, ZMQ_DONTWAIT, ZMQ_POLLIN, ZMQ_SNDMORE,
 };
 
 /// Chunks read from one socket before the loop looks at the others again.
@@ -190,11 +190,17 @@ impl Driver {
                     TransmitKind::Close {
                         check_drained,
                         force,
+                        sent,
+                        half_closed,
                     } => {
-                        let fd = tx.peer.map(|p| p.fd);
-                        let pending = fd.and_then(kernel_send_queue).unwrap_or(0);
+                        let acked = tx.peer.and_then(|p| tcp_bytes_acked(p.fd));
+                        let pending = acked.map_or(0, |a| sent.saturating_sub(a));
                         if check_drained && pending > 0 {
-                            SendOutcome::NotDrained(pending)
+                            SendOutcome::NotDrained(pending as usize)
+                        } else if check_drained && half_closed {
+                            SendOutcome::NotDrained(0)
+                        } else if check_drained && tx.peer.is_some_and(half_close) {
+                            SendOutcome::HalfClosed
                         } else {
                             if force {
                                 if let Some(peer) = tx.peer {

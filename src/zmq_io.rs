@@ -178,15 +178,30 @@ pub fn poll(items: &mut [zmq_pollitem_t], timeout_ms: i64) -> Result<c_int, Errn
     }
 }
 
-/// Bytes written to the TCP socket `fd` that its peer has not acknowledged yet. None when
-/// unknown (not Linux, or the descriptor is gone), which callers treat as drained.
-pub fn kernel_send_queue(fd: i32) -> Option<usize> {
+/// Bytes the peer of TCP socket `fd` has acknowledged since the connection began
+/// (TCP_INFO's tcpi_bytes_acked). The STREAM socket writes exactly the bytes it is given, so
+/// comparing this with what was handed to libzmq tells whether everything left libzmq's pipe,
+/// its write buffer and the kernel, and reached the peer. None when unknown (not Linux, not
+/// TCP, or the descriptor is gone).
+pub fn tcp_bytes_acked(fd: i32) -> Option<u64> {
     #[cfg(target_os = "linux")]
     {
-        let mut pending: c_int = 0;
-        // SAFETY: TIOCOUTQ (SIOCOUTQ) writes one int; a closed or non-socket fd just fails.
-        let rc = unsafe { libc::ioctl(fd, libc::TIOCOUTQ, &mut pending as *mut c_int) };
-        (rc == 0).then_some(pending.max(0) as usize)
+        // SAFETY: tcp_info is plain old data; all-zero is a valid value.
+        let mut info: libc::tcp_info = unsafe { std::mem::zeroed() };
+        let mut len = std::mem::size_of::<libc::tcp_info>() as libc::socklen_t;
+        // SAFETY: info and len are valid for writes and len is info's size; a closed or
+        // non-TCP descriptor just fails.
+        let rc = unsafe {
+            libc::getsockopt(
+                fd,
+                libc::IPPROTO_TCP,
+                libc::TCP_INFO,
+                &mut info as *mut libc::tcp_info as *mut libc::c_void,
+                &mut len,
+            )
+        };
+        let needed = std::mem::offset_of!(libc::tcp_info, tcpi_bytes_acked) + 8;
+        (rc == 0 && len as usize >= needed).then_some(info.tcpi_bytes_acked)
     }
     #[cfg(not(target_os = "linux"))]
     {
@@ -240,6 +255,19 @@ pub fn peer_alive(peer: crate::core::PeerInfo) -> bool {
         None => true,
         Some(addr) => peer_address(peer.fd) == Some(addr),
     }
+}
+
+/// Half-closes the TCP connection under a libzmq connection whose bytes have all been
+/// acknowledged: the peer reads the rest, sees the end of the stream and closes, and libzmq
+/// then reports the disconnect. Returns false (and does nothing) when the descriptor no
+/// longer belongs to that peer or has no address to check.
+pub fn half_close(peer: crate::core::PeerInfo) -> bool {
+    if peer.addr.is_none() || !peer_alive(peer) {
+        return false;
+    }
+    // SAFETY: shutdown on a live socket descriptor has no memory effects; the descriptor
+    // stays libzmq's and is not closed here.
+    unsafe { libc::shutdown(peer.fd, libc::SHUT_WR) == 0 }
 }
 
 /// Shuts down the TCP socket under a libzmq connection that libzmq will not close (its pipe

@@ -97,8 +97,12 @@ struct Conn<P> {
     over: bool,
     /// When it last accepted bytes while over.
     last_progress: Instant,
-    /// While closing: what the kernel still held for the peer when last asked.
+    /// While closing: what was still unacknowledged when last asked.
     drain_pending: usize,
+    /// Bytes handed to libzmq for this connection.
+    bytes_sent: u64,
+    /// While closing: the driver sent FIN; waiting for the peer to close its side.
+    half_closed: bool,
     /// A liveness check of its socket is wanted.
     probe_due: bool,
 }
@@ -252,6 +256,8 @@ impl<P: AsRef<[u8]>> Core<P> {
             over: false,
             last_progress: now,
             drain_pending: usize::MAX,
+            bytes_sent: 0,
+            half_closed: false,
             probe_due: false,
         });
         self.ids_mut(side).insert(routing_id, key);

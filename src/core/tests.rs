@@ -130,6 +130,7 @@ impl Sim {
                         TransmitKind::Close {
                             check_drained,
                             force,
+                            ..
                         } => {
                             if check_drained && self.undrained.contains(&key) {
                                 SendOutcome::NotDrained(self.pending)

@@ -14,8 +14,11 @@ pub enum SendOutcome {
     WouldBlock,
     /// EHOSTUNREACH: libzmq no longer knows this connection.
     Unreachable,
-    /// Close only: this many bytes sent earlier have not left the machine yet.
+    /// Close only: this many bytes handed to libzmq earlier are not acknowledged yet.
     NotDrained(usize),
+    /// Close only: everything was acknowledged and the driver half-closed the TCP
+    /// connection (FIN after the data); the peer closing its side ends the connection.
+    HalfClosed,
 }
 
 /// What to do with a connection, named by socket and routing id.
@@ -23,12 +26,18 @@ pub enum TransmitKind<'a, P> {
     /// Send `[id][chunk]`. On success the chunk may be left empty (moved into libzmq).
     Data(&'a mut Chunk<P>),
     /// Send `[id][]`, which closes the connection. When `check_drained` is set the driver
-    /// first checks that what was forwarded earlier has left the machine and answers
-    /// [`SendOutcome::NotDrained`] if not. When `force` is set, libzmq has refused the close
+    /// first checks that the `sent` bytes handed to libzmq for this connection so far have
+    /// all been acknowledged by the peer (they may still sit in libzmq's pipe, its write
+    /// buffer or the kernel) and answers [`SendOutcome::NotDrained`] if not. When `force` is set, libzmq has refused the close
     /// for longer than the linger (its pipe to a peer that reads nothing stays full,
     /// libzmq #4828): the driver shuts the TCP socket down under libzmq, which then drops
     /// the connection itself.
-    Close { check_drained: bool, force: bool },
+    Close {
+        check_drained: bool,
+        force: bool,
+        sent: u64,
+        half_closed: bool,
+    },
     /// Check that the connection's TCP socket is still the one the driver reported
     /// ([`Transmit::peer`]): answer Sent if so, Unreachable if it is gone. libzmq loses
     /// disconnect notifications when its pipe is full; this finds such connections.
@@ -172,6 +181,8 @@ impl<P: AsRef<[u8]>> Core<P> {
                 kind: TransmitKind::Close {
                     check_drained: flush && now < deadline && conn.last_sent.is_some(),
                     force: now >= deadline,
+                    sent: conn.bytes_sent,
+                    half_closed: conn.half_closed,
                 },
                 token: TransmitToken {
                     key,
@@ -207,6 +218,7 @@ impl<P: AsRef<[u8]>> Core<P> {
                 let len = conn.out.pop_sent();
                 conn.last_sent = Some(now);
                 conn.last_activity = now;
+                conn.bytes_sent += len as u64;
                 // A peer that takes bytes is alive: a pending close waits for it anew.
                 Self::extend_linger(conn, now + self.limits.close_linger);
                 if conn.over {
@@ -240,6 +252,18 @@ impl<P: AsRef<[u8]>> Core<P> {
                 self.ready.pop_front();
                 conn.in_ready = false;
                 self.on_gone(now, key);
+            }
+            (_, SendOutcome::HalfClosed) => {
+                // The peer now reads what is left in its buffers, sees the end of the stream
+                // and closes; closing from our side first could reset the connection and
+                // destroy data the peer's kernel acknowledged but its program had not read.
+                conn.half_closed = true;
+                conn.drain_pending = 0;
+                Self::extend_linger(conn, now + self.limits.close_linger);
+                let retry = conn.retry;
+                conn.in_ready = false;
+                self.ready.pop_front();
+                self.block(key, now + retry);
             }
             (_, SendOutcome::WouldBlock) | (_, SendOutcome::NotDrained(_)) => {
                 if let SendOutcome::NotDrained(pending) = outcome {
