@@ -1,4 +1,4 @@
-//! The arms: one way from a client to a worker (direct, stream, steerable, haproxy).
+//! The arms: one way from a client to a worker (direct, stream, stream-bp, steerable, haproxy).
 
 use super::client::connect_clients;
 use super::cpu::CpuProbe;
@@ -42,8 +42,8 @@ pub(crate) fn start_arm(
                 worker: Worker::spawn(w),
             }
         }
-        "stream" => {
-            let p = start_stream_proxy()?;
+        "stream" | "stream-bp" => {
+            let p = start_stream_proxy(name == "stream-bp")?;
             let w = curve_worker_socket(&wctx, keys)?;
             w.set_immediate(true).map_err(zerr("immediate"))?;
             for _ in 0..plan.stream_slots {

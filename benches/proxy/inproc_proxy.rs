@@ -1,4 +1,5 @@
-//! Brokers on a thread of this process: `zmq_proxy_stream` and `zmq_proxy_steerable`.
+//! Brokers on a thread of this process: `zmq_proxy_stream` (plain, or through an options
+//! handle) and `zmq_proxy_steerable`.
 
 use std::sync::atomic::Ordering;
 use std::sync::{mpsc, Arc};
@@ -83,7 +84,63 @@ pub(crate) struct StreamProxy {
     pub(crate) backend: String,
 }
 
-pub(crate) fn start_stream_proxy() -> Result<StreamProxy, String> {
+/// A `zmq_proxy_stream_t` options handle, destroyed on drop. Used by one thread at a time.
+struct OptionsHandle(*mut zmq_proxy_stream::ffi::zmq_proxy_stream_t);
+
+// SAFETY: the handle is plain data owned by this value; it is made on one thread, then
+// moved to the proxy thread, which alone uses it from then on.
+unsafe impl Send for OptionsHandle {}
+
+impl OptionsHandle {
+    /// A handle with default options but ZMQ_PROXY_STREAM_BACKPRESSURE set to 1.
+    fn with_backpressure() -> Result<OptionsHandle, String> {
+        let h = OptionsHandle(zmq_proxy_stream::ffi::zmq_proxy_stream_new());
+        if h.0.is_null() {
+            return Err(format!(
+                "zmq_proxy_stream_new: {}",
+                std::io::Error::last_os_error()
+            ));
+        }
+        let on: std::os::raw::c_int = 1;
+        // SAFETY: a live handle; `on` is an int of the size given.
+        let rc = unsafe {
+            zmq_proxy_stream::ffi::zmq_proxy_stream_setopt(
+                h.0,
+                zmq_proxy_stream::api::ZMQ_PROXY_STREAM_BACKPRESSURE,
+                (&on as *const std::os::raw::c_int).cast(),
+                std::mem::size_of_val(&on),
+            )
+        };
+        if rc != 0 {
+            return Err(format!(
+                "setopt ZMQ_PROXY_STREAM_BACKPRESSURE: {}",
+                std::io::Error::last_os_error()
+            ));
+        }
+        Ok(h)
+    }
+
+    fn as_ptr(&self) -> *mut zmq_proxy_stream::ffi::zmq_proxy_stream_t {
+        self.0
+    }
+}
+
+impl Drop for OptionsHandle {
+    fn drop(&mut self) {
+        // SAFETY: a live handle from zmq_proxy_stream_new, released once; no run is going on.
+        unsafe { zmq_proxy_stream::ffi::zmq_proxy_stream_destroy(&mut self.0) };
+    }
+}
+
+/// Starts `zmq_proxy_stream` (arm `stream`), or, with `backpressure`, a run through an options
+/// handle with ZMQ_PROXY_STREAM_BACKPRESSURE 1 (arm `stream-bp`).
+pub(crate) fn start_stream_proxy(backpressure: bool) -> Result<StreamProxy, String> {
+    let name = if backpressure { "stream-bp" } else { "stream" };
+    let handle = if backpressure {
+        Some(OptionsHandle::with_backpressure()?)
+    } else {
+        None
+    };
     let prefix = NEXT_PREFIX.fetch_add(1, Ordering::Relaxed);
     let ctx = RawCtx::new(Some(prefix), None)?;
     let frontend = ctx.socket(zmq_sys::ZMQ_STREAM)?;
@@ -97,24 +154,34 @@ pub(crate) fn start_stream_proxy() -> Result<StreamProxy, String> {
     let (fe, be) = (endpoint_of(&frontend)?, endpoint_of(&backend)?);
     let (ours, mut theirs) = control_pair(&ctx, prefix)?;
     let (mut frontend, mut backend) = (frontend, backend);
-    // The sockets move to the proxy thread (the zmq crate's sockets are Send; spawn is the
-    // memory barrier libzmq asks for) and are closed there when the proxy returns.
-    let (proxy, probe) = spawn_proxy_thread("stream", ctx.clone(), prefix, ours, move || {
-        // SAFETY: three live sockets, used by this thread only; the proxy never closes them.
-        let rc = unsafe {
-            zmq_proxy_stream::zmq_proxy_stream(
-                frontend.as_mut_ptr(),
-                backend.as_mut_ptr(),
-                theirs.as_mut_ptr(),
-            )
+    // The sockets (and the handle) move to the proxy thread (the zmq crate's sockets are
+    // Send; spawn is the memory barrier libzmq asks for) and are closed there when the proxy
+    // returns.
+    let (proxy, probe) = spawn_proxy_thread(name, ctx.clone(), prefix, ours, move || {
+        let (f, b, c) = (
+            frontend.as_mut_ptr(),
+            backend.as_mut_ptr(),
+            theirs.as_mut_ptr(),
+        );
+        let rc = match &handle {
+            // SAFETY: a live handle and three live sockets, used by this thread only; the
+            // proxy never closes them.
+            Some(h) => unsafe { zmq_proxy_stream::ffi::zmq_proxy_stream_run(h.as_ptr(), f, b, c) },
+            // SAFETY: as above, without a handle.
+            None => unsafe { zmq_proxy_stream::zmq_proxy_stream(f, b, c) },
         };
         if rc != 0 {
             eprintln!(
-                "zmq_proxy_stream returned {rc}: {}",
+                "{} returned {rc}: {}",
+                if handle.is_some() {
+                    "zmq_proxy_stream_run"
+                } else {
+                    "zmq_proxy_stream"
+                },
                 std::io::Error::last_os_error()
             );
         }
-        drop((frontend, backend, theirs));
+        drop((frontend, backend, theirs, handle));
     })?;
     Ok(StreamProxy {
         proxy,

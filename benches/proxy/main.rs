@@ -9,6 +9,9 @@
 //! - `direct`: the client connects straight to a CURVE ROUTER worker (no broker: the limit);
 //! - `stream`: through `zmq_proxy_stream` on a thread of this process, CURVE end to end; the
 //!   worker is a CURVE ROUTER connected many times to the proxy's backend (one slot each);
+//! - `stream-bp`: the same, run through an options handle (`zmq_proxy_stream_new`/`_setopt`/
+//!   `_run`) with ZMQ_PROXY_STREAM_BACKPRESSURE 1: a slow destination holds its source back
+//!   instead of the pair being closed (not in the memory rows: its idle pairs are `stream`'s);
 //! - `steerable`: through libzmq's `zmq_proxy_steerable` on a thread of this process with a CURVE
 //!   ROUTER frontend (CURVE ends at the broker), a DEALER backend and a NULL ROUTER worker;
 //! - `haproxy`: through HAProxy in TCP mode (a child process) in front of a CURVE ROUTER worker,

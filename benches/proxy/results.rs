@@ -18,6 +18,9 @@ pub(crate) struct Results {
     pub(crate) errors: Vec<String>,
 }
 
+/// Said in the memory row's stream-bp cell (and a note line under the table).
+pub(crate) const MEMORY_SKIPPED_STREAM_BP: &str = "not measured";
+
 pub(crate) fn build_metrics(res: &Results, arms: &[&'static str], stat: Stat) -> Vec<Metric> {
     let mut out = Vec::new();
     for &size in &SIZES {
@@ -182,6 +185,10 @@ pub(crate) fn build_metrics(res: &Results, arms: &[&'static str], stat: Stat) ->
         if kind != "stream-baseline" {
             mem.values.insert(kind, rec.per_pair_kib());
         }
+    }
+    if arms.contains(&"stream-bp") {
+        mem.notes
+            .insert("stream-bp", MEMORY_SKIPPED_STREAM_BP.into());
     }
     out.push(mem);
     if let Some(base) = res.memory.get("stream-baseline") {

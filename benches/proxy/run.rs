@@ -243,10 +243,17 @@ pub fn run_cli(args: &[String]) -> Result<Report, String> {
     for (arm, why) in &skipped {
         table.push_str(&format!("\nNote: arm {arm} skipped: {why}"));
     }
+    let bp_note = ran.contains(&"stream-bp");
+    if bp_note {
+        table.push_str(
+            "\nNote: the memory measurement skips arm stream-bp (ZMQ_PROXY_STREAM_BACKPRESSURE \
+only changes what happens when a destination falls behind; idle pairs are those of stream).",
+        );
+    }
     for e in &res.errors {
         table.push_str(&format!("\nError: {e}"));
     }
-    if !skipped.is_empty() || !res.errors.is_empty() {
+    if bp_note || !skipped.is_empty() || !res.errors.is_empty() {
         table.push('\n');
     }
 

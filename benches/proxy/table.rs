@@ -6,9 +6,10 @@ use super::metric::Metric;
 use super::options::ARMS;
 use super::stats::Stat;
 
-pub(crate) const RATIOS: [(&str, &str); 5] = [
+pub(crate) const RATIOS: [(&str, &str); 6] = [
     ("stream", "direct"),
     ("stream", "steerable"),
+    ("stream-bp", "steerable"),
     ("steerable", "direct"),
     ("haproxy", "direct"),
     ("haproxy", "steerable"),
