@@ -14,7 +14,7 @@
 #ifndef ZMQ_PROXY_STREAM_H
 #define ZMQ_PROXY_STREAM_H
 
-/* Generated from src/ffi.rs by cbindgen (build.rs). Do not edit by hand. */
+/* Generated from src/api.rs and src/ffi/ by cbindgen (build.rs). Do not edit by hand. */
 
 #include <stddef.h>
 #include <stdint.h>
@@ -52,7 +52,8 @@
 
 /**
  * int64_t, bytes: memory one direction of one pair may hold in the proxy (beyond libzmq's
- * own pipes) while its destination does not keep up; a pair that needs more is closed.
+ * own pipes) while its destination does not keep up; a pair that needs more is closed and
+ * counted (or, with ZMQ_PROXY_STREAM_BACKPRESSURE 1, its source socket is held back).
  * At least 16384. Default 4 MiB.
  */
 #define ZMQ_PROXY_STREAM_PAIR_BUFFER 6

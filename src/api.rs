@@ -20,7 +20,8 @@ pub const ZMQ_PROXY_STREAM_MAX_WAITING: c_int = 4;
 /// int, count: pairs relaying at once; further clients wait. 0 = unlimited (default).
 pub const ZMQ_PROXY_STREAM_MAX_PAIRS: c_int = 5;
 /// int64_t, bytes: memory one direction of one pair may hold in the proxy (beyond libzmq's
-/// own pipes) while its destination does not keep up; a pair that needs more is closed.
+/// own pipes) while its destination does not keep up; a pair that needs more is closed and
+/// counted (or, with ZMQ_PROXY_STREAM_BACKPRESSURE 1, its source socket is held back).
 /// At least 16384. Default 4 MiB.
 pub const ZMQ_PROXY_STREAM_PAIR_BUFFER: c_int = 6;
 /// int, milliseconds: a pair with no traffic either way for this long is closed.
