@@ -1,4 +1,4 @@
-//! Writes include/zmq_proxy_stream.h from the C surface in src/ffi with cbindgen.
+//! Writes include/zmq_proxy_stream.h with cbindgen from the C surface (src/ffi/) and the ABI numbers (src/api.rs).
 
 use std::path::PathBuf;
 
