@@ -99,6 +99,27 @@
 #define ZMQ_PROXY_STREAM_PROBE_INTERVAL 11
 
 /**
+ * string: a client network admitted ("192.0.2.0/24", "2001:db8::/32", "127.0.0.1", "::1").
+ * Each call adds one; an empty string clears the list. With a list set, clients from other
+ * addresses are closed on their first bytes, before anything they send is judged or reaches a
+ * worker (REJECT_DENIED); they will have received only the proxy's 11-byte greeting opening. IPv4 clients of
+ * an IPv6 socket (::ffff:a.b.c.d) match IPv4 networks. Default: none (all admitted).
+ */
+#define ZMQ_PROXY_STREAM_ALLOW 12
+
+/**
+ * string: a client network refused, checked before ZMQ_PROXY_STREAM_ALLOW (deny wins).
+ * Each call adds one; an empty string clears the list. Default: none.
+ */
+#define ZMQ_PROXY_STREAM_DENY 13
+
+/**
+ * int, count: open client connections one address may hold; more are closed at once
+ * (REJECT_PER_ADDRESS). 0 = unlimited (default).
+ */
+#define ZMQ_PROXY_STREAM_MAX_PER_ADDRESS 14
+
+/**
  * STREAMSTATS: the reply is one frame of native-endian uint64 counters, in this order.
  * New counters are only ever appended; read the frame's size to know how many there are.
  * Pairs relaying now.
@@ -214,9 +235,19 @@
 #define ZMQ_PROXY_STREAM_STAT_FOUND_GONE 23
 
 /**
+ * Clients closed because their address is denied or not allowed.
+ */
+#define ZMQ_PROXY_STREAM_STAT_REJECT_DENIED 24
+
+/**
+ * Clients closed because their address already held ZMQ_PROXY_STREAM_MAX_PER_ADDRESS.
+ */
+#define ZMQ_PROXY_STREAM_STAT_REJECT_PER_ADDRESS 25
+
+/**
  * Number of counters in this version's STREAMSTATS frame.
  */
-#define ZMQ_PROXY_STREAM_STAT_COUNT 24
+#define ZMQ_PROXY_STREAM_STAT_COUNT 26
 
 /**
  * This library's version. Also returned by zmq_proxy_stream_version().

@@ -49,6 +49,18 @@ pub const ZMQ_PROXY_STREAM_STALL_TIMEOUT: c_int = 10;
 /// the proxy lags a full pipe (ZMQ_RCVHWM) behind; this check finds such connections
 /// instead of keeping their partner paired for ever. 0 = never. Default 10000.
 pub const ZMQ_PROXY_STREAM_PROBE_INTERVAL: c_int = 11;
+/// string: a client network admitted ("192.0.2.0/24", "2001:db8::/32", "127.0.0.1", "::1").
+/// Each call adds one; an empty string clears the list. With a list set, clients from other
+/// addresses are closed on their first bytes, before anything they send is judged or reaches a
+/// worker (REJECT_DENIED); they will have received only the proxy's 11-byte greeting opening. IPv4 clients of
+/// an IPv6 socket (::ffff:a.b.c.d) match IPv4 networks. Default: none (all admitted).
+pub const ZMQ_PROXY_STREAM_ALLOW: c_int = 12;
+/// string: a client network refused, checked before ZMQ_PROXY_STREAM_ALLOW (deny wins).
+/// Each call adds one; an empty string clears the list. Default: none.
+pub const ZMQ_PROXY_STREAM_DENY: c_int = 13;
+/// int, count: open client connections one address may hold; more are closed at once
+/// (REJECT_PER_ADDRESS). 0 = unlimited (default).
+pub const ZMQ_PROXY_STREAM_MAX_PER_ADDRESS: c_int = 14;
 
 /// STREAMSTATS: the reply is one frame of native-endian uint64 counters, in this order.
 /// New counters are only ever appended; read the frame's size to know how many there are.
@@ -99,5 +111,9 @@ pub const ZMQ_PROXY_STREAM_STAT_CLOSED_STALLED: c_int = 21;
 pub const ZMQ_PROXY_STREAM_STAT_BACKPRESSURE_PAUSES: c_int = 22;
 /// Connections found gone by the liveness check (their disconnect notification was lost).
 pub const ZMQ_PROXY_STREAM_STAT_FOUND_GONE: c_int = 23;
+/// Clients closed because their address is denied or not allowed.
+pub const ZMQ_PROXY_STREAM_STAT_REJECT_DENIED: c_int = 24;
+/// Clients closed because their address already held ZMQ_PROXY_STREAM_MAX_PER_ADDRESS.
+pub const ZMQ_PROXY_STREAM_STAT_REJECT_PER_ADDRESS: c_int = 25;
 /// Number of counters in this version's STREAMSTATS frame.
-pub const ZMQ_PROXY_STREAM_STAT_COUNT: c_int = 24;
+pub const ZMQ_PROXY_STREAM_STAT_COUNT: c_int = 26;

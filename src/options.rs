@@ -6,7 +6,7 @@ use std::os::raw::c_int;
 use std::time::Duration;
 
 use crate::api::*;
-use crate::core::Limits;
+use crate::core::{Cidr, Limits};
 use crate::zmq_io::Errno;
 use crate::zmtp::MechanismSet;
 
@@ -85,6 +85,23 @@ impl Options {
             ZMQ_PROXY_STREAM_PROBE_INTERVAL => {
                 l.probe_interval = optional_ms(int_value(value)?)?;
             }
+            ZMQ_PROXY_STREAM_ALLOW | ZMQ_PROXY_STREAM_DENY => {
+                let text = str_value(value)?;
+                let list = if option == ZMQ_PROXY_STREAM_ALLOW {
+                    &mut l.policy.allow
+                } else {
+                    &mut l.policy.deny
+                };
+                if text.is_empty() {
+                    list.clear();
+                } else {
+                    list.push(Cidr::parse(text).ok_or(libc::EINVAL)?);
+                }
+            }
+            ZMQ_PROXY_STREAM_MAX_PER_ADDRESS => {
+                let n = non_negative(int_value(value)?)?;
+                l.policy.max_per_address = (n > 0).then_some(n);
+            }
             ZMQ_PROXY_STREAM_WORKER_MAX_AGE => {
                 l.worker_max_age = optional_ms(int_value(value)?)?;
             }
@@ -118,6 +135,29 @@ impl Options {
             ZMQ_PROXY_STREAM_BACKPRESSURE => (l.backpressure as c_int).to_ne_bytes().to_vec(),
             ZMQ_PROXY_STREAM_STALL_TIMEOUT => ms_of(l.stall_timeout).to_ne_bytes().to_vec(),
             ZMQ_PROXY_STREAM_PROBE_INTERVAL => ms_of(l.probe_interval).to_ne_bytes().to_vec(),
+            ZMQ_PROXY_STREAM_ALLOW | ZMQ_PROXY_STREAM_DENY => {
+                let list = if option == ZMQ_PROXY_STREAM_ALLOW {
+                    &l.policy.allow
+                } else {
+                    &l.policy.deny
+                };
+                let mut s = list
+                    .iter()
+                    .map(|c| c.to_string())
+                    .collect::<Vec<_>>()
+                    .join(",")
+                    .into_bytes();
+                s.push(0);
+                s
+            }
+            ZMQ_PROXY_STREAM_MAX_PER_ADDRESS => {
+                (l.policy
+                    .max_per_address
+                    .unwrap_or(0)
+                    .min(c_int::MAX as usize) as c_int)
+                    .to_ne_bytes()
+                    .to_vec()
+            }
             ZMQ_PROXY_STREAM_WORKER_MAX_AGE => ms_of(l.worker_max_age).to_ne_bytes().to_vec(),
             _ => return Err(libc::EINVAL),
         };

@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use super::AddressPolicy;
 use crate::zmtp::MechanismSet;
 
 /// Limits and timings of the core. All have working defaults.
@@ -9,6 +10,8 @@ use crate::zmtp::MechanismSet;
 pub struct Limits {
     /// Mechanisms clients may use and workers may offer.
     pub mechanisms: MechanismSet,
+    /// Which client addresses are admitted, and how many connections each may hold.
+    pub policy: AddressPolicy,
     /// Greeting plus first command must arrive within this time of connecting.
     pub handshake_timeout: Option<Duration>,
     /// A screened client waits at most this long for a worker.
@@ -49,6 +52,7 @@ impl Default for Limits {
     fn default() -> Self {
         Limits {
             mechanisms: MechanismSet::ALL,
+            policy: AddressPolicy::default(),
             handshake_timeout: Some(Duration::from_millis(5000)),
             wait_timeout: Some(Duration::from_millis(20000)),
             max_waiting: 1024,

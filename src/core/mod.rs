@@ -15,6 +15,7 @@
 mod backpressure;
 mod handshake;
 mod limits;
+mod policy;
 mod pools;
 mod queue;
 mod routing_id;
@@ -30,6 +31,7 @@ use rustc_hash::FxHashMap;
 
 use crate::zmtp::{Greeting, Mechanism};
 pub use limits::Limits;
+pub use policy::{AddressPolicy, Cidr};
 use pools::Pools;
 pub use queue::{Chunk, OutQueue};
 pub use routing_id::RoutingId;
@@ -103,6 +105,10 @@ struct Conn<P> {
     bytes_sent: u64,
     /// While closing: the driver sent FIN; waiting for the peer to close its side.
     half_closed: bool,
+    /// A client whose address the policy has judged (on its first bytes).
+    greeted: bool,
+    /// The address this client is counted under for ZMQ_PROXY_STREAM_MAX_PER_ADDRESS.
+    counted_addr: Option<std::net::IpAddr>,
     /// A liveness check of its socket is wanted.
     probe_due: bool,
 }
@@ -120,6 +126,8 @@ pub struct Core<P> {
     tombstones: FxHashMap<(bool, RoutingId), Instant>,
     tombstone_order: VecDeque<(Instant, bool, RoutingId)>,
     paused: bool,
+    /// Open client connections per address (only with ZMQ_PROXY_STREAM_MAX_PER_ADDRESS).
+    per_address: FxHashMap<std::net::IpAddr, u32>,
     /// Connections over their bound, by the side whose reading they hold back
     /// (0 frontend, 1 backend).
     holding_back: [u32; 2],
@@ -145,6 +153,7 @@ impl<P: AsRef<[u8]>> Core<P> {
             tombstones: FxHashMap::default(),
             tombstone_order: VecDeque::new(),
             paused: false,
+            per_address: FxHashMap::default(),
             holding_back: [0, 0],
             stats: Stats::default(),
         }
@@ -258,12 +267,17 @@ impl<P: AsRef<[u8]>> Core<P> {
             drain_pending: usize::MAX,
             bytes_sent: 0,
             half_closed: false,
+            greeted: false,
+            counted_addr: None,
             probe_due: false,
         });
         self.ids_mut(side).insert(routing_id, key);
         if let Some(t) = self.limits.handshake_timeout {
             self.timers.arm(now + t, key, TimerKind::Handshake);
         }
+        // Greeted at once: some ZMTP peers wait for the other side's signature before
+        // sending theirs. The address policy is applied to a client's first bytes, which
+        // carry its address, before anything of it is judged or reaches a worker.
         self.send_owned(key, crate::zmtp::greeting_opening().to_vec());
     }
 
@@ -290,6 +304,13 @@ impl<P: AsRef<[u8]>> Core<P> {
         if conn.peer.is_none() {
             conn.peer = peer(&data);
         }
+        if conn.side == Side::Frontend && !conn.greeted {
+            conn.greeted = true;
+            if let Some(reason) = self.admit(key) {
+                return self.reject(now, key, reason);
+            }
+        }
+        let conn = self.conns.get_mut(key).expect("live conn");
         match conn.state {
             State::ClientHandshake { .. } | State::WorkerHandshake | State::Idle(_) => {
                 self.on_handshake_bytes(now, key, data.as_ref());
@@ -335,6 +356,36 @@ impl<P: AsRef<[u8]>> Core<P> {
             _ => self.pools.leave(key, &conn.state, &mut self.stats),
         }
         self.forget(key, false, now);
+    }
+
+    /// Applies the address policy to a client whose address is now known; counts it under
+    /// its address. Returns why it is refused, if it is.
+    fn admit(&mut self, key: Key) -> Option<Reject> {
+        let policy = &self.limits.policy;
+        if policy.is_empty() {
+            return None;
+        }
+        let conn = self.conns.get_mut(key).expect("live conn");
+        let Some(ip) = conn
+            .peer
+            .and_then(|p| p.addr)
+            .map(|a| policy::address_key(a.ip()))
+        else {
+            // No IP address (ipc://): admitted unless an allow list asks for one.
+            return (!policy.allow.is_empty()).then_some(Reject::Denied);
+        };
+        if !policy.admits(ip) {
+            return Some(Reject::Denied);
+        }
+        if let Some(max) = policy.max_per_address {
+            let n = self.per_address.entry(ip).or_insert(0);
+            if *n as usize >= max {
+                return Some(Reject::PerAddress);
+            }
+            *n += 1;
+            conn.counted_addr = Some(ip);
+        }
+        None
     }
 
     /// Closes a client or worker the proxy refuses, counting why.
@@ -386,6 +437,14 @@ impl<P: AsRef<[u8]>> Core<P> {
         let Some(conn) = self.conns.remove(key) else {
             return;
         };
+        if let Some(ip) = conn.counted_addr {
+            if let Some(n) = self.per_address.get_mut(&ip) {
+                *n -= 1;
+                if *n == 0 {
+                    self.per_address.remove(&ip);
+                }
+            }
+        }
         self.ids_mut(conn.side).remove(conn.id.as_bytes());
         if closed_by_us {
             let until = now + self.limits.tombstone_ttl;

@@ -28,6 +28,8 @@ pub enum Reject {
     IdleTimeout,
     EarlyOverflow,
     Stalled,
+    Denied,
+    PerAddress,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -56,6 +58,8 @@ pub struct Stats {
     pub closed_stalled: u64,
     pub backpressure_pauses: u64,
     pub found_gone: u64,
+    pub reject_denied: u64,
+    pub reject_per_address: u64,
 }
 
 impl Stats {
@@ -71,6 +75,8 @@ impl Stats {
             Reject::IdleTimeout => &mut self.closed_idle_timeout,
             Reject::EarlyOverflow => &mut self.closed_early_overflow,
             Reject::Stalled => &mut self.closed_stalled,
+            Reject::Denied => &mut self.reject_denied,
+            Reject::PerAddress => &mut self.reject_per_address,
         };
         *c += 1;
     }
@@ -171,6 +177,11 @@ impl Stats {
             self.backpressure_pauses,
         );
         set(ZMQ_PROXY_STREAM_STAT_FOUND_GONE, self.found_gone);
+        set(ZMQ_PROXY_STREAM_STAT_REJECT_DENIED, self.reject_denied);
+        set(
+            ZMQ_PROXY_STREAM_STAT_REJECT_PER_ADDRESS,
+            self.reject_per_address,
+        );
         v
     }
 }

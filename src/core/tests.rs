@@ -30,6 +30,8 @@ struct Sim {
     pending: usize,
     /// Liveness checks answered "alive".
     probes: usize,
+    /// Peer addresses of connections, by number (default: none known).
+    addrs: HashMap<u32, std::net::SocketAddr>,
 }
 
 impl Sim {
@@ -44,16 +46,15 @@ impl Sim {
             undrained: HashSet::new(),
             pending: 1000,
             probes: 0,
+            addrs: HashMap::new(),
         }
     }
 
     fn recv(&mut self, side: Side, n: u32, data: &[u8]) {
+        let addr = self.addrs.get(&n).copied();
         self.core
             .on_receive(self.now, side, &id(n), data.to_vec(), |_| {
-                Some(PeerInfo {
-                    fd: n as i32,
-                    addr: None,
-                })
+                Some(PeerInfo { fd: n as i32, addr })
             });
         self.flush();
     }
@@ -803,4 +804,49 @@ fn quiet_pairs_are_checked_and_a_vanished_connection_ends_its_pair() {
     s.advance(Duration::from_millis(100));
     assert!(s.is_closed(B, 10), "its worker is closed");
     assert_eq!(s.core.stats().pairs_open, 1);
+}
+
+#[test]
+fn address_policy_refuses_clients_before_sending_them_a_byte() {
+    let mut limits = Limits::default();
+    limits.policy.allow.push(Cidr::parse("10.0.0.0/8").unwrap());
+    limits.policy.deny.push(Cidr::parse("10.9.9.9").unwrap());
+    limits.policy.max_per_address = Some(2);
+    let mut s = Sim::new(limits);
+    let at = |ip: &str, port: u16| std::net::SocketAddr::new(ip.parse().unwrap(), port);
+    s.addrs.insert(1, at("192.0.2.1", 1000));
+    s.addrs.insert(2, at("10.9.9.9", 1000));
+    s.connect(F, 1);
+    s.recv(F, 1, &libzmq_greeting(CURVE, false));
+    s.connect(F, 2);
+    s.recv(F, 2, &libzmq_greeting(CURVE, false));
+    assert!(s.is_closed(F, 1) && s.is_closed(F, 2));
+    assert_eq!(
+        s.got(F, 1),
+        greeting_opening(),
+        "a refused client gets only the opening"
+    );
+    assert_eq!(s.core.stats().reject_denied, 2);
+    for n in 3..=5 {
+        s.addrs.insert(n, at("10.1.1.1", 2000 + n as u16));
+        s.connect(F, n);
+        s.recv(F, n, &libzmq_greeting(CURVE, false));
+    }
+    assert!(
+        !s.is_closed(F, 3) && !s.is_closed(F, 4),
+        "{:?} {:?}",
+        s.closed,
+        s.core.stats()
+    );
+    assert!(
+        s.is_closed(F, 5),
+        "a third connection from one address is refused"
+    );
+    assert_eq!(s.core.stats().reject_per_address, 1);
+    s.recv(F, 3, &[]); // one leaves: its slot frees
+    s.addrs.insert(6, at("10.1.1.1", 3000));
+    s.connect(F, 6);
+    s.recv(F, 6, &libzmq_greeting(CURVE, false));
+    assert!(!s.is_closed(F, 6));
+    assert_eq!(s.core.per_address.len(), 1);
 }

@@ -1,0 +1,161 @@
+//! Client address policy (ZMQ_PROXY_STREAM_ALLOW, _DENY, _MAX_PER_ADDRESS) with real peers
+//! on 127.0.0.1: refused clients are closed on their first bytes (having received only the
+//! proxy's 11-byte greeting opening), counted, and cost no worker anything.
+mod common;
+
+use common::raw::*;
+use common::*;
+use std::io::Read;
+use std::sync::Arc;
+use std::time::Duration;
+use zmq_proxy_stream::api::*;
+
+fn curve() -> Mechanism {
+    Mechanism::Curve(Arc::new(Keys::new().server))
+}
+
+/// A raw client sends a CURVE greeting; returns whether the proxy closed it, and how many
+/// bytes it had sent the client first.
+fn refused_after_opening(frontend: &str) -> (bool, usize) {
+    let mut s = connect_and_send(frontend, &greeting("CURVE"));
+    let mut got = 0;
+    let mut buf = [0u8; 256];
+    s.set_read_timeout(Some(DEADLINE)).unwrap();
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) => return (true, got),
+            Ok(n) => got += n,
+            Err(_) => return (true, got),
+        }
+    }
+}
+
+#[test]
+fn a_denied_address_is_closed_before_any_byte_and_costs_no_worker() {
+    let proxy = Proxy::start_opts(vec![(ZMQ_PROXY_STREAM_DENY, OptValue::Str("127.0.0.0/8"))]);
+    let mech = curve();
+    let _w = Worker::start(&proxy.ctx, &proxy.backend, mech, 1);
+    wait_until("worker idle", DEADLINE, || {
+        proxy.stat(ZMQ_PROXY_STREAM_STAT_WORKERS_IDLE_CURVE) == 1
+    });
+    let (closed, got) = refused_after_opening(&proxy.frontend);
+    assert!(closed, "the denied client is closed");
+    assert_eq!(got, 11, "a denied client gets only the greeting opening");
+    wait_until("counted", DEADLINE, || {
+        proxy.stat(ZMQ_PROXY_STREAM_STAT_REJECT_DENIED) == 1
+    });
+    assert_eq!(proxy.stat(ZMQ_PROXY_STREAM_STAT_WORKERS_IDLE_CURVE), 1);
+    assert_eq!(proxy.stat(ZMQ_PROXY_STREAM_STAT_PAIRS_TOTAL), 0);
+}
+
+#[test]
+fn an_allow_list_admits_only_its_networks() {
+    let mech = curve();
+    // Loopback is outside the list: refused.
+    let proxy = Proxy::start_opts(vec![(ZMQ_PROXY_STREAM_ALLOW, OptValue::Str("10.0.0.0/8"))]);
+    let (closed, got) = refused_after_opening(&proxy.frontend);
+    assert!(closed && got == 11);
+    wait_until("counted", DEADLINE, || {
+        proxy.stat(ZMQ_PROXY_STREAM_STAT_REJECT_DENIED) == 1
+    });
+    drop(proxy);
+    // Loopback is in the list (next to another network): a real CURVE client is served.
+    let proxy = Proxy::start_opts(vec![
+        (ZMQ_PROXY_STREAM_ALLOW, OptValue::Str("10.0.0.0/8")),
+        (ZMQ_PROXY_STREAM_ALLOW, OptValue::Str("127.0.0.1")),
+    ]);
+    let _w = Worker::start(&proxy.ctx, &proxy.backend, mech.clone(), 1);
+    let c = client(&proxy.ctx, &proxy.frontend, &mech);
+    round_trip(&c, &[b"admitted"]);
+    assert_eq!(proxy.stat(ZMQ_PROXY_STREAM_STAT_REJECT_DENIED), 0);
+}
+
+#[test]
+fn connections_per_address_are_bounded_and_freed_when_one_leaves() {
+    let proxy = Proxy::start_opts(vec![(ZMQ_PROXY_STREAM_MAX_PER_ADDRESS, OptValue::Int(2))]);
+    // Two clients held in the handshake (greeting sent, no command yet).
+    let mut first = connect_and_send(&proxy.frontend, &greeting("CURVE"));
+    let _second = connect_and_send(&proxy.frontend, &greeting("CURVE"));
+    read_exact_within(&mut first, 64, DEADLINE);
+    let (closed, got) = refused_after_opening(&proxy.frontend);
+    assert!(
+        closed && got == 11,
+        "the third connection from 127.0.0.1 is refused after the opening alone"
+    );
+    wait_until("counted", DEADLINE, || {
+        proxy.stat(ZMQ_PROXY_STREAM_STAT_REJECT_PER_ADDRESS) == 1
+    });
+    drop(first);
+    // Once the proxy saw the first leave, a new connection is admitted (greeted).
+    wait_until("a slot frees", DEADLINE, || {
+        let mut s = connect_and_send(&proxy.frontend, &greeting("CURVE"));
+        s.set_read_timeout(Some(Duration::from_millis(500)))
+            .unwrap();
+        let mut buf = [0u8; 64];
+        matches!(s.read(&mut buf), Ok(n) if n > 0)
+    });
+    assert_eq!(proxy.stat(ZMQ_PROXY_STREAM_STAT_REJECT_DENIED), 0);
+}
+
+#[test]
+fn policy_options_read_back_and_refuse_bad_networks() {
+    use std::ffi::c_void;
+    use zmq_proxy_stream::ffi::*;
+    // SAFETY: the handle is made, used and destroyed here; buffers are valid for their sizes.
+    unsafe {
+        let mut h = zmq_proxy_stream_new();
+        for net in ["192.0.2.0/24", "::1"] {
+            let rc = zmq_proxy_stream_setopt(
+                h,
+                ZMQ_PROXY_STREAM_ALLOW,
+                net.as_ptr() as *const c_void,
+                net.len(),
+            );
+            assert_eq!(rc, 0);
+        }
+        let bad = "10.0.0.0/33";
+        let rc = zmq_proxy_stream_setopt(
+            h,
+            ZMQ_PROXY_STREAM_ALLOW,
+            bad.as_ptr() as *const c_void,
+            bad.len(),
+        );
+        assert_eq!((rc, last_errno()), (-1, zmq::Error::EINVAL.to_raw()));
+        let mut buf = [0u8; 128];
+        let mut size = buf.len();
+        let rc = zmq_proxy_stream_getopt(
+            h,
+            ZMQ_PROXY_STREAM_ALLOW,
+            buf.as_mut_ptr() as *mut c_void,
+            &mut size,
+        );
+        assert_eq!(rc, 0);
+        assert_eq!(&buf[..size], b"192.0.2.0/24,::1/128\0");
+        let clear = "";
+        let rc = zmq_proxy_stream_setopt(
+            h,
+            ZMQ_PROXY_STREAM_ALLOW,
+            clear.as_ptr() as *const c_void,
+            0,
+        );
+        assert_eq!(rc, 0);
+        size = buf.len();
+        zmq_proxy_stream_getopt(
+            h,
+            ZMQ_PROXY_STREAM_ALLOW,
+            buf.as_mut_ptr() as *mut c_void,
+            &mut size,
+        );
+        assert_eq!(&buf[..size], b"\0", "an empty string clears the list");
+        let mut n = 0i32;
+        size = 4;
+        zmq_proxy_stream_getopt(
+            h,
+            ZMQ_PROXY_STREAM_MAX_PER_ADDRESS,
+            &mut n as *mut i32 as *mut c_void,
+            &mut size,
+        );
+        assert_eq!(n, 0, "unlimited by default");
+        zmq_proxy_stream_destroy(&mut h);
+    }
+}
