@@ -127,6 +127,8 @@ LIBDIR="$TARGET_DIR/release"
 BIN="$ROOT/examples-c/build"
 
 log "== streamq-proxy demo: CURVE end to end through zmq_proxy_stream =="
+log "-- system packages (libzmq3-dev, pkg-config, cc, make)"
+bash "$ROOT/scripts/setup-deps.sh" || fail "could not install the system packages"
 log "-- cargo build --release"
 cargo build --release || fail "cargo build --release failed"
 log "-- make -C examples-c (LIBDIR=$LIBDIR)"
