@@ -106,7 +106,7 @@ struct Conn<P> {
     /// While closing: the driver sent FIN; waiting for the peer to close its side.
     half_closed: bool,
     /// A client whose address the policy has judged (on its first bytes).
-    greeted: bool,
+    policy_checked: bool,
     /// The address this client is counted under for ZMQ_PROXY_STREAM_MAX_PER_ADDRESS.
     counted_addr: Option<std::net::IpAddr>,
     /// A liveness check of its socket is wanted.
@@ -267,7 +267,7 @@ impl<P: AsRef<[u8]>> Core<P> {
             drain_pending: usize::MAX,
             bytes_sent: 0,
             half_closed: false,
-            greeted: false,
+            policy_checked: false,
             counted_addr: None,
             probe_due: false,
         });
@@ -304,8 +304,8 @@ impl<P: AsRef<[u8]>> Core<P> {
         if conn.peer.is_none() {
             conn.peer = peer(&data);
         }
-        if conn.side == Side::Frontend && !conn.greeted {
-            conn.greeted = true;
+        if conn.side == Side::Frontend && !conn.policy_checked {
+            conn.policy_checked = true;
             if let Some(reason) = self.admit(key) {
                 return self.reject(now, key, reason);
             }
@@ -353,7 +353,7 @@ impl<P: AsRef<[u8]>> Core<P> {
                 self.end_pair(now, key, partner);
                 self.start_close(now, partner, true);
             }
-            _ => self.pools.leave(key, &conn.state, &mut self.stats),
+            _ => pools::leave_pool(&conn.state, &mut self.stats),
         }
         self.forget(key, false, now);
     }
@@ -396,7 +396,7 @@ impl<P: AsRef<[u8]>> Core<P> {
         } else {
             self.stats.count(reason);
         }
-        self.pools.leave(key, &conn.state, &mut self.stats);
+        pools::leave_pool(&conn.state, &mut self.stats);
         self.start_close(now, key, false);
     }
 

@@ -18,16 +18,17 @@ pub(super) struct Pools {
     pub(super) idle: [VecDeque<Key>; 4],
 }
 
-impl Pools {
-    /// Accounts for `key` leaving the pool its `state` puts it in, if any.
-    pub(super) fn leave(&mut self, _key: Key, state: &State, stats: &mut Stats) {
-        match *state {
-            State::Waiting(_) => stats.clients_waiting -= 1,
-            State::Idle(m) => stats.workers_idle[m.index()] -= 1,
-            _ => {}
-        }
+/// Accounts for a connection leaving the pool its `state` puts it in, if any. Its queue entry
+/// is left in place: it goes stale once the caller moves the connection on.
+pub(super) fn leave_pool(state: &State, stats: &mut Stats) {
+    match *state {
+        State::Waiting(_) => stats.clients_waiting -= 1,
+        State::Idle(m) => stats.workers_idle[m.index()] -= 1,
+        _ => {}
     }
+}
 
+impl Pools {
     fn pop_live<P>(
         queue: &mut VecDeque<Key>,
         conns: &Slab<super::Conn<P>>,

@@ -93,6 +93,20 @@ impl<P: AsRef<[u8]>> Core<P> {
         self.ready.push_back(key);
     }
 
+    /// Takes `key` (the front of the ready queue) out of the queue until its retry delay
+    /// has passed; `back_off` doubles the delay for the time after.
+    fn retry_later(&mut self, now: Instant, key: Key, back_off: bool) {
+        let retry_max = self.limits.retry_max;
+        let conn = self.conns.get_mut(key).expect("live conn");
+        let retry = conn.retry;
+        if back_off {
+            conn.retry = (retry * 2).min(retry_max);
+        }
+        conn.in_ready = false;
+        self.ready.pop_front();
+        self.block(key, now + retry);
+    }
+
     fn block(&mut self, key: Key, until: Instant) {
         let conn = self.conns.get_mut(key).expect("live conn");
         conn.blocked_until = Some(until);
@@ -260,10 +274,7 @@ impl<P: AsRef<[u8]>> Core<P> {
                 conn.half_closed = true;
                 conn.drain_pending = 0;
                 Self::extend_linger(conn, now + self.limits.close_linger);
-                let retry = conn.retry;
-                conn.in_ready = false;
-                self.ready.pop_front();
-                self.block(key, now + retry);
+                self.retry_later(now, key, false);
             }
             (_, SendOutcome::WouldBlock) | (_, SendOutcome::NotDrained(_)) => {
                 if let SendOutcome::NotDrained(pending) = outcome {
@@ -277,11 +288,7 @@ impl<P: AsRef<[u8]>> Core<P> {
                 } else {
                     self.stats.send_retries += 1;
                 }
-                let retry = conn.retry;
-                conn.retry = (retry * 2).min(self.limits.retry_max);
-                conn.in_ready = false;
-                self.ready.pop_front();
-                self.block(key, now + retry);
+                self.retry_later(now, key, true);
             }
         }
     }
