@@ -6,13 +6,8 @@ mod common;
 use common::raw::*;
 use common::*;
 use std::io::Read;
-use std::sync::Arc;
 use std::time::Duration;
 use zmq_proxy_stream::api::*;
-
-fn curve() -> Mechanism {
-    Mechanism::Curve(Arc::new(Keys::new().server))
-}
 
 /// A raw client sends a CURVE greeting; returns whether the proxy closed it, and how many
 /// bytes it had sent the client first.

@@ -28,10 +28,6 @@ fn serial() -> MutexGuard<'static, ()> {
 const KIB: usize = 1024;
 const MIB: usize = 1024 * 1024;
 
-fn curve() -> Mechanism {
-    Mechanism::Curve(Arc::new(Keys::new().server))
-}
-
 /// Bytes the proxy has read from clients but not yet handed to libzmq for workers (valid when
 /// all other traffic is at rest and every connection is paired: per pair, the client's
 /// greeting and first command in balance the proxy's opening, greeting rest and that first

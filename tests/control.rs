@@ -6,7 +6,6 @@ mod common;
 mod rawnet;
 
 use std::io::Write;
-use std::sync::Arc;
 use std::time::Duration;
 
 use common::*;
@@ -16,10 +15,6 @@ use zmq_proxy_stream::api::*;
 /// How long a negative check ("nothing arrives") looks. It can only ever pass wrongly, never
 /// fail wrongly, so it does not have to be long.
 const QUIET: Duration = Duration::from_millis(300);
-
-fn curve() -> Mechanism {
-    Mechanism::Curve(Arc::new(Keys::new().server))
-}
 
 /// The fewest chunks that can carry `bytes`: one libzmq STREAM chunk is at most 8192 bytes.
 fn min_chunks(bytes: u64) -> u64 {

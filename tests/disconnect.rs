@@ -2,6 +2,7 @@
 //! client (which reconnects and gets another worker), the other sessions carry on, and
 //! clients that find no worker wait in FIFO order.
 mod common;
+use common::monitor::Monitor;
 use common::*;
 
 use std::collections::HashMap;
@@ -16,10 +17,6 @@ use zmq_proxy_stream::api::ZMQ_PROXY_STREAM_STAT_CLIENTS_WAITING;
 /// flight when its pair broke may be lost).
 const ATTEMPT: Duration = Duration::from_secs(2);
 
-fn curve() -> Mechanism {
-    Mechanism::Curve(Arc::new(Keys::new().server))
-}
-
 /// A harness client whose sends give up after the deadline instead of blocking forever (a
 /// DEALER whose session libzmq ended for good has no pipe, and a blocking send would hang).
 fn bounded_client(ctx: &zmq::Context, frontend: &str, mech: &Mechanism) -> zmq::Socket {
@@ -30,54 +27,6 @@ fn bounded_client(ctx: &zmq::Context, frontend: &str, mech: &Mechanism) -> zmq::
 
 fn served(w: &Worker) -> usize {
     w.served.load(Ordering::SeqCst)
-}
-
-/// Socket events of one socket, read from an inproc PAIR (zmq_socket_monitor).
-struct Monitor {
-    pair: zmq::Socket,
-}
-
-static NEXT_MONITOR: AtomicUsize = AtomicUsize::new(0);
-
-impl Monitor {
-    fn attach(ctx: &zmq::Context, socket: &zmq::Socket) -> Monitor {
-        let n = NEXT_MONITOR.fetch_add(1, Ordering::Relaxed);
-        let ep = format!("inproc://disconnect-monitor-{}-{n}", std::process::id());
-        socket
-            .monitor(&ep, zmq::SocketEvent::ALL as i32)
-            .expect("zmq_socket_monitor");
-        let pair = ctx.socket(zmq::PAIR).unwrap();
-        pair.connect(&ep).unwrap();
-        Monitor { pair }
-    }
-
-    /// Waits for the next `want` event; other events are skipped (and listed on timeout).
-    fn wait_for(&self, want: zmq::SocketEvent, deadline: Duration) {
-        let end = Instant::now() + deadline;
-        let mut seen = Vec::new();
-        loop {
-            let left = end.saturating_duration_since(Instant::now());
-            assert!(
-                !left.is_zero(),
-                "timed out waiting for socket event {want:?}; saw {seen:?}"
-            );
-            if self
-                .pair
-                .poll(zmq::POLLIN, left.as_millis() as i64)
-                .unwrap()
-                == 0
-            {
-                continue;
-            }
-            let frames = self.pair.recv_multipart(0).unwrap();
-            let event =
-                zmq::SocketEvent::from_raw(u16::from_le_bytes([frames[0][0], frames[0][1]]));
-            if event == want {
-                return;
-            }
-            seen.push(event);
-        }
-    }
 }
 
 /// Clients whose sessions must not notice anything: a worker of `n` connections and `n`

@@ -4,20 +4,16 @@
 //! frontend, ROUTER echo workers dialled into its backend (tests/common). The proxy only sees
 //! the byte stream, so the mechanism's handshake and encryption run between client and worker.
 mod common;
+use common::monitor::Monitor;
 use common::*;
 
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use zmq_proxy_stream::api::{
     ZMQ_PROXY_STREAM_BACKPRESSURE, ZMQ_PROXY_STREAM_STAT_CLOSED_BUFFER_OVERFLOW,
     ZMQ_PROXY_STREAM_STAT_CLOSED_STALLED, ZMQ_PROXY_STREAM_STAT_PAIRS_TOTAL,
 };
-
-fn curve() -> Mechanism {
-    Mechanism::Curve(Arc::new(Keys::new().server))
-}
 
 /// Clients and workers live in contexts of their own, as separate processes would: their
 /// libzmq I/O threads (where CURVE's crypto runs) are not the proxy's.
@@ -41,56 +37,6 @@ fn bounded_client(ctx: &zmq::Context, frontend: &str, mech: &Mechanism) -> zmq::
     let socket = client(ctx, frontend, mech);
     socket.set_sndtimeo(DEADLINE.as_millis() as i32).unwrap();
     socket
-}
-
-/// Socket events of one socket, read from an inproc PAIR (zmq_socket_monitor).
-struct Monitor {
-    pair: zmq::Socket,
-}
-
-static NEXT_MONITOR: AtomicUsize = AtomicUsize::new(0);
-
-impl Monitor {
-    /// Must be called before `socket` connects, so that no event is missed.
-    fn attach(ctx: &zmq::Context, socket: &zmq::Socket) -> Monitor {
-        let n = NEXT_MONITOR.fetch_add(1, Ordering::Relaxed);
-        let ep = format!("inproc://echo-monitor-{}-{n}", std::process::id());
-        socket
-            .monitor(&ep, zmq::SocketEvent::ALL as i32)
-            .expect("zmq_socket_monitor");
-        let pair = ctx.socket(zmq::PAIR).unwrap();
-        pair.connect(&ep).unwrap();
-        Monitor { pair }
-    }
-
-    /// Waits for `want`; returns its value. Other events are skipped (and listed on timeout).
-    fn wait_for(&self, want: zmq::SocketEvent, deadline: Duration) -> u32 {
-        let end = std::time::Instant::now() + deadline;
-        let mut seen = Vec::new();
-        loop {
-            let left = end.saturating_duration_since(std::time::Instant::now());
-            assert!(
-                !left.is_zero(),
-                "timed out waiting for socket event {want:?}; saw {seen:?}"
-            );
-            if self
-                .pair
-                .poll(zmq::POLLIN, left.as_millis() as i64)
-                .unwrap()
-                == 0
-            {
-                continue;
-            }
-            let frames = self.pair.recv_multipart(0).unwrap();
-            let head = &frames[0];
-            let event = zmq::SocketEvent::from_raw(u16::from_le_bytes([head[0], head[1]]));
-            let value = u32::from_le_bytes([head[2], head[3], head[4], head[5]]);
-            if event == want {
-                return value;
-            }
-            seen.push((event, value));
-        }
-    }
 }
 
 /// The worker counts a request after sending its echo, so the client may see the echo first.

@@ -2,6 +2,7 @@
 //! sockets on 127.0.0.1, and real libzmq CURVE/NULL/PLAIN peers made with the `zmq` crate.
 #![allow(dead_code)]
 
+pub mod monitor;
 pub mod raw;
 
 use std::ffi::c_void;
@@ -378,6 +379,11 @@ pub fn start_zap_handler(ctx: &zmq::Context) {
             return;
         }
     });
+}
+
+/// CURVE with a fresh server key pair.
+pub fn curve() -> Mechanism {
+    Mechanism::Curve(Arc::new(Keys::new().server))
 }
 
 /// A client socket of the given mechanism (DEALER), connected to `frontend`.
