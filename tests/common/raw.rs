@@ -45,25 +45,36 @@ pub fn connect(endpoint: &str) -> TcpStream {
     s
 }
 
-/// Reads exactly `n` bytes within `timeout`.
-pub fn read_exact_within(s: &mut TcpStream, n: usize, timeout: Duration) -> Vec<u8> {
-    let end = Instant::now() + timeout;
-    let mut buf = vec![0u8; n];
+/// Reads exactly `n` bytes within `deadline` (panics on EOF, error or timeout).
+pub fn read_exact_within(s: &mut TcpStream, n: usize, deadline: Duration) -> Vec<u8> {
+    let end = Instant::now() + deadline;
+    let mut out = vec![0u8; n];
     let mut got = 0;
     while got < n {
         let left = end.saturating_duration_since(Instant::now());
-        assert!(!left.is_zero(), "timed out reading {n} bytes (got {got})");
-        s.set_read_timeout(Some(left)).unwrap();
-        match s.read(&mut buf[got..]) {
-            Ok(0) => panic!("connection closed after {got} of {n} bytes"),
+        assert!(
+            !left.is_zero(),
+            "timed out: got {got} of {n} bytes within {deadline:?}"
+        );
+        s.set_read_timeout(Some(
+            left.min(Duration::from_secs(1))
+                .max(Duration::from_millis(1)),
+        ))
+        .unwrap();
+        match s.read(&mut out[got..]) {
+            Ok(0) => panic!("EOF after {got} of {n} bytes"),
             Ok(k) => got += k,
             Err(e)
-                if e.kind() == std::io::ErrorKind::WouldBlock
-                    || e.kind() == std::io::ErrorKind::TimedOut => {}
-            Err(e) => panic!("read failed after {got} of {n} bytes: {e}"),
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock
+                        | std::io::ErrorKind::TimedOut
+                        | std::io::ErrorKind::Interrupted
+                ) => {}
+            Err(e) => panic!("read error after {got} of {n} bytes: {e}"),
         }
     }
-    buf
+    out
 }
 
 /// Whether the peer closes the connection within `timeout` (EOF or reset), reading and

@@ -30,11 +30,8 @@ pub fn tcp_addr(endpoint: &str) -> &str {
 }
 
 /// A plain TCP connection to a proxy endpoint.
-pub fn tcp_connect(endpoint: &str) -> TcpStream {
-    let s = TcpStream::connect(tcp_addr(endpoint)).expect("tcp connect");
-    s.set_nodelay(true).unwrap();
-    s
-}
+pub use crate::common::raw::connect as tcp_connect;
+pub use crate::common::raw::read_exact_within;
 
 /// A plain TCP connection whose SO_RCVBUF is set before connect (so the window is small from
 /// the handshake on; Linux doubles the value and enforces a minimum).
@@ -71,33 +68,6 @@ pub fn tcp_connect_with_rcvbuf(endpoint: &str, rcvbuf: i32) -> TcpStream {
         s.set_nodelay(true).unwrap();
         s
     }
-}
-
-/// Reads exactly `n` bytes within `deadline` (panics on EOF, error or timeout).
-pub fn read_exact_within(s: &mut TcpStream, n: usize, deadline: Duration) -> Vec<u8> {
-    let end = Instant::now() + deadline;
-    let mut out = vec![0u8; n];
-    let mut got = 0;
-    while got < n {
-        let left = end.saturating_duration_since(Instant::now());
-        assert!(
-            !left.is_zero(),
-            "timed out: got {got} of {n} bytes within {deadline:?}"
-        );
-        s.set_read_timeout(Some(
-            left.min(Duration::from_secs(1))
-                .max(Duration::from_millis(1)),
-        ))
-        .unwrap();
-        match s.read(&mut out[got..]) {
-            Ok(0) => panic!("EOF after {got} of {n} bytes"),
-            Ok(k) => got += k,
-            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
-            Err(e) if e.kind() == ErrorKind::Interrupted => {}
-            Err(e) => panic!("read error after {got} of {n} bytes: {e}"),
-        }
-    }
-    out
 }
 
 /// Negative check: nothing readable on `s` during `window` (no data, no EOF).
