@@ -7,7 +7,6 @@ mod rawnet;
 use std::ffi::c_void;
 use std::io::Write;
 use std::sync::mpsc;
-use std::sync::Arc;
 use std::time::Duration;
 
 use common::*;
@@ -392,7 +391,7 @@ fn several_proxies_run_at_once_on_their_own_threads() {
     }
 
     // CURVE sessions through all of them at the same time.
-    let mech = Mechanism::Curve(Arc::new(Keys::new().server));
+    let mech = curve();
     let worker_ctx = zmq::Context::new();
     let _workers: Vec<Worker> = ends
         .iter()

@@ -4,7 +4,6 @@ use common::*;
 
 use std::collections::VecDeque;
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
 use std::time::Instant;
 
 use zmq_proxy_stream::api::{
@@ -130,7 +129,7 @@ fn run_wave(thread: usize, frontend: String, mech: Mechanism) -> usize {
 /// once all is quiet: every client gone and every worker connection back in the pool.
 fn fifty_clients_with_churn() -> [u64; 8] {
     let proxy = Proxy::start();
-    let mech = Mechanism::Curve(Arc::new(Keys::new().server));
+    let mech = curve();
     let worker_ctx = zmq::Context::new();
     let mut connected = Vec::new();
     let workers: Vec<Worker> = (0..WORKERS)

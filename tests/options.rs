@@ -650,7 +650,7 @@ fn echo_unless_queue_full(proxy: &Proxy, c: &zmq::Socket, request: &str) -> Opti
 #[test]
 fn max_waiting_does_not_refuse_a_client_with_an_idle_worker() {
     let proxy = Proxy::start_opts(vec![(ZMQ_PROXY_STREAM_MAX_WAITING, OptValue::Int(1))]);
-    let curve = Mechanism::Curve(Arc::new(Keys::new().server));
+    let curve = curve();
     let _w = Worker::start(&proxy.ctx, &proxy.backend, curve.clone(), 1);
     wait_until("CURVE worker idle", DEADLINE, || {
         proxy.stat(ZMQ_PROXY_STREAM_STAT_WORKERS_IDLE_CURVE) == 1
@@ -674,7 +674,7 @@ fn max_waiting_does_not_refuse_a_client_with_an_idle_worker() {
 #[test]
 fn max_waiting_zero_still_serves_a_client_with_an_idle_worker() {
     let proxy = Proxy::start_opts(vec![(ZMQ_PROXY_STREAM_MAX_WAITING, OptValue::Int(0))]);
-    let curve = Mechanism::Curve(Arc::new(Keys::new().server));
+    let curve = curve();
     let _w = Worker::start(&proxy.ctx, &proxy.backend, curve.clone(), 1);
     wait_until("CURVE worker idle", DEADLINE, || {
         proxy.stat(ZMQ_PROXY_STREAM_STAT_WORKERS_IDLE_CURVE) == 1
@@ -701,7 +701,7 @@ fn max_waiting_zero_still_serves_a_client_with_an_idle_worker() {
 #[test]
 fn max_pairs_makes_further_clients_wait() {
     let proxy = Proxy::start_opts(vec![(ZMQ_PROXY_STREAM_MAX_PAIRS, OptValue::Int(1))]);
-    let curve = Mechanism::Curve(Arc::new(Keys::new().server));
+    let curve = curve();
     let _w = Worker::start(&proxy.ctx, &proxy.backend, curve.clone(), 2);
     wait_until("two idle worker connections", DEADLINE, || {
         proxy.stat(ZMQ_PROXY_STREAM_STAT_WORKERS_IDLE_CURVE) == 2
@@ -978,7 +978,7 @@ fn worker_max_age_recycles_idle_worker_connections() {
         ZMQ_PROXY_STREAM_WORKER_MAX_AGE,
         OptValue::Int(age_ms),
     )]);
-    let curve = Mechanism::Curve(Arc::new(Keys::new().server));
+    let curve = curve();
     let w = Worker::start(&proxy.ctx, &proxy.backend, curve.clone(), 1);
     wait_until("a worker connection recycled", DEADLINE, || {
         proxy.stat(ZMQ_PROXY_STREAM_STAT_WORKERS_RECYCLED) >= 1

@@ -106,7 +106,7 @@ impl CurveBench {
             (ZMQ_PROXY_STREAM_MECHANISMS, OptValue::Str("CURVE")),
             (ZMQ_PROXY_STREAM_HANDSHAKE_TIMEOUT, OptValue::Int(300)),
         ]);
-        let mech = Mechanism::Curve(Arc::new(Keys::new().server));
+        let mech = curve();
         let worker = Worker::start(&proxy.ctx, &proxy.backend, mech.clone(), 1);
         wait_quiet(&proxy, ZMQ_PROXY_STREAM_STAT_WORKERS_IDLE_CURVE, 1);
         CurveBench {
@@ -489,7 +489,7 @@ fn bad_worker_connections_are_closed_and_counted() {
         ZMQ_PROXY_STREAM_HANDSHAKE_TIMEOUT,
         OptValue::Int(300),
     )]);
-    let mech = Mechanism::Curve(Arc::new(Keys::new().server));
+    let mech = curve();
     let worker = Worker::start(&proxy.ctx, &proxy.backend, mech.clone(), 1);
     wait_quiet(&proxy, ZMQ_PROXY_STREAM_STAT_WORKERS_IDLE_CURVE, 1);
 
@@ -588,7 +588,7 @@ fn worker_of_a_disallowed_mechanism_is_rejected() {
 #[test]
 fn clients_pair_only_with_workers_of_their_mechanism() {
     let proxy = Proxy::start();
-    let curve = Mechanism::Curve(Arc::new(Keys::new().server));
+    let curve = curve();
     let null_w = Worker::start(&proxy.ctx, &proxy.backend, Mechanism::Null, 1);
     let plain_w = Worker::start(&proxy.ctx, &proxy.backend, Mechanism::Plain, 1);
     let curve_w = Worker::start(&proxy.ctx, &proxy.backend, curve.clone(), 1);
@@ -631,7 +631,7 @@ fn clients_pair_only_with_workers_of_their_mechanism() {
 #[test]
 fn client_waits_for_a_worker_of_its_mechanism() {
     let proxy = Proxy::start();
-    let curve = Mechanism::Curve(Arc::new(Keys::new().server));
+    let curve = curve();
     let curve_w = Worker::start(&proxy.ctx, &proxy.backend, curve, 1);
     wait_quiet(&proxy, ZMQ_PROXY_STREAM_STAT_WORKERS_IDLE_CURVE, 1);
     let c = client(&proxy.ctx, &proxy.frontend, &Mechanism::Null);
@@ -690,7 +690,7 @@ fn both_ends_are_told_the_same_zmtp_version() {
 #[test]
 fn libzmq_multipart_messages_pass_both_ways() {
     let proxy = Proxy::start();
-    let curve = Mechanism::Curve(Arc::new(Keys::new().server));
+    let curve = curve();
     let _cw = Worker::start(&proxy.ctx, &proxy.backend, curve.clone(), 1);
     let _nw = Worker::start(&proxy.ctx, &proxy.backend, Mechanism::Null, 1);
     let big = payload(7, 70_000);
