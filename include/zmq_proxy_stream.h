@@ -120,6 +120,68 @@
 #define ZMQ_PROXY_STREAM_MAX_PER_ADDRESS 14
 
 /**
+ * string: a worker endpoint to dial ("tcp://10.0.0.5:5600", "ipc:///run/worker.sock"), for
+ * the dial-out topology. Each call adds one; an empty string clears the list. With at least
+ * one endpoint set the proxy makes its own worker connections: for each screened client it
+ * calls zmq_connect() on the backend socket, which must be a ZMQ_STREAM socket that is
+ * neither bound nor connected by the caller, to the endpoint with the fewest open pairs
+ * (ties in turn), with a routing id of its own (ZMQ_CONNECT_ROUTING_ID, 9 bytes starting
+ * with 0x01, which libzmq never assigns itself). Workers bind a ROUTER socket (a CURVE
+ * server) there; a client with a wrong server key then costs that worker one connection
+ * and nothing else. When the pair ends the proxy closes that connection for good, so libzmq
+ * never reconnects it. Connections that reach the backend in any other way are closed and
+ * counted as rejected workers. Default: none (dial-in: workers connect to the backend).
+ */
+#define ZMQ_PROXY_STREAM_WORKER_ENDPOINT 15
+
+/**
+ * int, milliseconds: in dial-out, a worker endpoint must accept the connection and send its
+ * ZMTP greeting within this time; otherwise the connection is dropped, the endpoint is
+ * marked down (it is tried again after 500 ms, doubling up to 30 s while it keeps failing)
+ * and the client is offered to another endpoint without losing a byte (CONNECT_TIMEOUTS).
+ * 0 = wait for ever. Default 2000.
+ */
+#define ZMQ_PROXY_STREAM_CONNECT_TIMEOUT 16
+
+/**
+ * int, count: a client address whose pairs this many times in a row ended with the worker
+ * closing before the security handshake completed (a wrong CURVE server key, a bad
+ * password) is refused for ZMQ_PROXY_STREAM_FAIL_BAN_TIME (REJECT_BANNED). A completed
+ * handshake from the address resets its count. 0 = off (default).
+ */
+#define ZMQ_PROXY_STREAM_FAIL_BAN 17
+
+/**
+ * int, milliseconds: how long ZMQ_PROXY_STREAM_FAIL_BAN refuses an address. At least 1.
+ * Default 60000.
+ */
+#define ZMQ_PROXY_STREAM_FAIL_BAN_TIME 18
+
+/**
+ * void *: a socket the caller made (ZMQ_PUB, ZMQ_PUSH or ZMQ_PAIR) on which the proxy
+ * publishes one message per event; value is a pointer to the socket pointer, size
+ * sizeof(void *); a NULL socket turns events off (default). The proxy never blocks on it:
+ * an event that cannot be queued at once is dropped and counted (EVENTS_DROPPED). The
+ * socket stays the caller's; only the proxy's thread may use it during a run.
+ *
+ * Each event is one frame of ASCII text, fields separated by one space (the format is
+ * stable; new fields are only ever appended at the end of a line):
+ *   OPEN <pair> <client> <worker> <mechanism>
+ *   CLOSE <pair> <client> <worker> <mechanism> <bytes-up> <bytes-down> <ms> <reason>
+ *   REJECT <client> <reason>
+ * <pair> numbers pairs from 1 in the order they opened. <client> is the client's
+ * address:port ("192.0.2.7:51000", "[2001:db8::7]:51000"), "-" when unknown (ipc).
+ * <worker> is the dialed endpoint in dial-out, the worker connection's address:port in
+ * dial-in (spaces written as %20). <mechanism> is NULL, PLAIN, CURVE or GSSAPI.
+ * <bytes-up> is what the client sent after the greeting, <bytes-down> what the worker sent,
+ * <ms> how long the pair lasted. CLOSE reasons: client-closed, worker-closed,
+ * handshake-failed (the worker closed before its handshake completed), idle-timeout,
+ * buffer-overflow, stalled. REJECT reasons: denied, per-address, banned, bad-greeting,
+ * mechanism, bad-command, handshake-timeout, wait-timeout, queue-full, early-overflow.
+ */
+#define ZMQ_PROXY_STREAM_EVENTS 19
+
+/**
  * STREAMSTATS: the reply is one frame of native-endian uint64 counters, in this order.
  * New counters are only ever appended; read the frame's size to know how many there are.
  * Pairs relaying now.
@@ -245,9 +307,40 @@
 #define ZMQ_PROXY_STREAM_STAT_REJECT_PER_ADDRESS 25
 
 /**
+ * Dial-out: worker connections the proxy made (zmq_connect calls).
+ */
+#define ZMQ_PROXY_STREAM_STAT_DIALS 26
+
+/**
+ * Dial-out: worker connections dropped for not answering within
+ * ZMQ_PROXY_STREAM_CONNECT_TIMEOUT (their client was offered to another endpoint).
+ */
+#define ZMQ_PROXY_STREAM_STAT_CONNECT_TIMEOUTS 27
+
+/**
+ * Dial-out: endpoints marked down now (not offered clients until their retry time).
+ */
+#define ZMQ_PROXY_STREAM_STAT_ENDPOINTS_DOWN 28
+
+/**
+ * Clients closed because their address is banned (ZMQ_PROXY_STREAM_FAIL_BAN).
+ */
+#define ZMQ_PROXY_STREAM_STAT_REJECT_BANNED 29
+
+/**
+ * Pairs the worker closed before its security handshake completed.
+ */
+#define ZMQ_PROXY_STREAM_STAT_HANDSHAKES_FAILED 30
+
+/**
+ * Events dropped because the events socket could not take them at once.
+ */
+#define ZMQ_PROXY_STREAM_STAT_EVENTS_DROPPED 31
+
+/**
  * Number of counters in this version's STREAMSTATS frame.
  */
-#define ZMQ_PROXY_STREAM_STAT_COUNT 26
+#define ZMQ_PROXY_STREAM_STAT_COUNT 32
 
 /**
  * This library's version. Also returned by zmq_proxy_stream_version().

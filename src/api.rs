@@ -61,6 +61,53 @@ pub const ZMQ_PROXY_STREAM_DENY: c_int = 13;
 /// int, count: open client connections one address may hold; more are closed at once
 /// (REJECT_PER_ADDRESS). 0 = unlimited (default).
 pub const ZMQ_PROXY_STREAM_MAX_PER_ADDRESS: c_int = 14;
+/// string: a worker endpoint to dial ("tcp://10.0.0.5:5600", "ipc:///run/worker.sock"), for
+/// the dial-out topology. Each call adds one; an empty string clears the list. With at least
+/// one endpoint set the proxy makes its own worker connections: for each screened client it
+/// calls zmq_connect() on the backend socket, which must be a ZMQ_STREAM socket that is
+/// neither bound nor connected by the caller, to the endpoint with the fewest open pairs
+/// (ties in turn), with a routing id of its own (ZMQ_CONNECT_ROUTING_ID, 9 bytes starting
+/// with 0x01, which libzmq never assigns itself). Workers bind a ROUTER socket (a CURVE
+/// server) there; a client with a wrong server key then costs that worker one connection
+/// and nothing else. When the pair ends the proxy closes that connection for good, so libzmq
+/// never reconnects it. Connections that reach the backend in any other way are closed and
+/// counted as rejected workers. Default: none (dial-in: workers connect to the backend).
+pub const ZMQ_PROXY_STREAM_WORKER_ENDPOINT: c_int = 15;
+/// int, milliseconds: in dial-out, a worker endpoint must accept the connection and send its
+/// ZMTP greeting within this time; otherwise the connection is dropped, the endpoint is
+/// marked down (it is tried again after 500 ms, doubling up to 30 s while it keeps failing)
+/// and the client is offered to another endpoint without losing a byte (CONNECT_TIMEOUTS).
+/// 0 = wait for ever. Default 2000.
+pub const ZMQ_PROXY_STREAM_CONNECT_TIMEOUT: c_int = 16;
+/// int, count: a client address whose pairs this many times in a row ended with the worker
+/// closing before the security handshake completed (a wrong CURVE server key, a bad
+/// password) is refused for ZMQ_PROXY_STREAM_FAIL_BAN_TIME (REJECT_BANNED). A completed
+/// handshake from the address resets its count. 0 = off (default).
+pub const ZMQ_PROXY_STREAM_FAIL_BAN: c_int = 17;
+/// int, milliseconds: how long ZMQ_PROXY_STREAM_FAIL_BAN refuses an address. At least 1.
+/// Default 60000.
+pub const ZMQ_PROXY_STREAM_FAIL_BAN_TIME: c_int = 18;
+/// void *: a socket the caller made (ZMQ_PUB, ZMQ_PUSH or ZMQ_PAIR) on which the proxy
+/// publishes one message per event; value is a pointer to the socket pointer, size
+/// sizeof(void *); a NULL socket turns events off (default). The proxy never blocks on it:
+/// an event that cannot be queued at once is dropped and counted (EVENTS_DROPPED). The
+/// socket stays the caller's; only the proxy's thread may use it during a run.
+///
+/// Each event is one frame of ASCII text, fields separated by one space (the format is
+/// stable; new fields are only ever appended at the end of a line):
+///   OPEN <pair> <client> <worker> <mechanism>
+///   CLOSE <pair> <client> <worker> <mechanism> <bytes-up> <bytes-down> <ms> <reason>
+///   REJECT <client> <reason>
+/// <pair> numbers pairs from 1 in the order they opened. <client> is the client's
+/// address:port ("192.0.2.7:51000", "[2001:db8::7]:51000"), "-" when unknown (ipc).
+/// <worker> is the dialed endpoint in dial-out, the worker connection's address:port in
+/// dial-in (spaces written as %20). <mechanism> is NULL, PLAIN, CURVE or GSSAPI.
+/// <bytes-up> is what the client sent after the greeting, <bytes-down> what the worker sent,
+/// <ms> how long the pair lasted. CLOSE reasons: client-closed, worker-closed,
+/// handshake-failed (the worker closed before its handshake completed), idle-timeout,
+/// buffer-overflow, stalled. REJECT reasons: denied, per-address, banned, bad-greeting,
+/// mechanism, bad-command, handshake-timeout, wait-timeout, queue-full, early-overflow.
+pub const ZMQ_PROXY_STREAM_EVENTS: c_int = 19;
 
 /// STREAMSTATS: the reply is one frame of native-endian uint64 counters, in this order.
 /// New counters are only ever appended; read the frame's size to know how many there are.
@@ -115,5 +162,18 @@ pub const ZMQ_PROXY_STREAM_STAT_FOUND_GONE: c_int = 23;
 pub const ZMQ_PROXY_STREAM_STAT_REJECT_DENIED: c_int = 24;
 /// Clients closed because their address already held ZMQ_PROXY_STREAM_MAX_PER_ADDRESS.
 pub const ZMQ_PROXY_STREAM_STAT_REJECT_PER_ADDRESS: c_int = 25;
+/// Dial-out: worker connections the proxy made (zmq_connect calls).
+pub const ZMQ_PROXY_STREAM_STAT_DIALS: c_int = 26;
+/// Dial-out: worker connections dropped for not answering within
+/// ZMQ_PROXY_STREAM_CONNECT_TIMEOUT (their client was offered to another endpoint).
+pub const ZMQ_PROXY_STREAM_STAT_CONNECT_TIMEOUTS: c_int = 27;
+/// Dial-out: endpoints marked down now (not offered clients until their retry time).
+pub const ZMQ_PROXY_STREAM_STAT_ENDPOINTS_DOWN: c_int = 28;
+/// Clients closed because their address is banned (ZMQ_PROXY_STREAM_FAIL_BAN).
+pub const ZMQ_PROXY_STREAM_STAT_REJECT_BANNED: c_int = 29;
+/// Pairs the worker closed before its security handshake completed.
+pub const ZMQ_PROXY_STREAM_STAT_HANDSHAKES_FAILED: c_int = 30;
+/// Events dropped because the events socket could not take them at once.
+pub const ZMQ_PROXY_STREAM_STAT_EVENTS_DROPPED: c_int = 31;
 /// Number of counters in this version's STREAMSTATS frame.
-pub const ZMQ_PROXY_STREAM_STAT_COUNT: c_int = 26;
+pub const ZMQ_PROXY_STREAM_STAT_COUNT: c_int = 32;

@@ -21,14 +21,17 @@ pub struct Sockets {
     pub frontend: SocketRef,
     pub backend: SocketRef,
     pub control: Option<(SocketRef, ControlKind)>,
+    /// Where events are published (ZMQ_PROXY_STREAM_EVENTS).
+    pub events: Option<SocketRef>,
 }
 
 /// Checks types: frontend and backend must be distinct ZMQ_STREAM sockets; control a socket
-/// that can receive commands.
+/// that can receive commands; events a socket that can send them.
 pub fn check_sockets(
     frontend: SocketRef,
     backend: SocketRef,
     control: Option<SocketRef>,
+    events: Option<SocketRef>,
 ) -> Result<Sockets, Errno> {
     let stream = zmq_sys::ZMQ_STREAM as c_int;
     if frontend.socket_type()? != stream || backend.socket_type()? != stream {
@@ -52,10 +55,20 @@ pub fn check_sockets(
             Some((c, kind))
         }
     };
+    if let Some(e) = events {
+        if e == frontend || e == backend || control.is_some_and(|(c, _)| c == e) {
+            return Err(libc::EINVAL);
+        }
+        match e.socket_type()? as u32 {
+            zmq_sys::ZMQ_PUB | zmq_sys::ZMQ_PUSH | zmq_sys::ZMQ_PAIR => {}
+            _ => return Err(libc::EINVAL),
+        }
+    }
     Ok(Sockets {
         frontend,
         backend,
         control,
+        events,
     })
 }
 
@@ -92,6 +105,7 @@ impl Driver {
             let now = Instant::now();
             self.core.on_timeout(now);
             self.flush(now)?;
+            self.publish_events()?;
 
             let paused = self.core.is_paused();
             let timeout_ms: i64 = if paused {
@@ -183,6 +197,7 @@ impl Driver {
                 };
                 let outcome = match tx.kind {
                     TransmitKind::Data(chunk) => send_chunk(socket, tx.id, chunk)?,
+                    TransmitKind::Connect { endpoint } => connect(socket, tx.id, endpoint)?,
                     TransmitKind::Probe => match tx.peer {
                         Some(peer) if !peer_alive(peer) => SendOutcome::Unreachable,
                         _ => SendOutcome::Sent,
@@ -215,6 +230,22 @@ impl Driver {
             };
             self.core.on_transmit(now, token, outcome);
         }
+    }
+
+    /// Publishes what the core reported, never blocking: what the socket cannot take at once
+    /// is dropped and counted.
+    fn publish_events(&mut self) -> Result<(), Errno> {
+        let Some(socket) = self.sockets.events else {
+            return Ok(());
+        };
+        while let Some(event) = self.core.next_event() {
+            match socket.send_bytes(event.to_text().as_bytes(), ZMQ_DONTWAIT) {
+                Ok(()) => {}
+                Err(e) if e == ETERM || e == libc::ENOTSOCK || e == libc::EINTR => return Err(e),
+                Err(_) => self.core.event_dropped(),
+            }
+        }
+        Ok(())
     }
 
     fn serve_control(&mut self) -> Result<Option<Stop>, Errno> {
@@ -297,6 +328,17 @@ fn send_chunk(socket: SocketRef, id: &[u8], chunk: &mut Chunk<Msg>) -> Result<Se
         // After the id frame was taken a failure cannot be retried without libzmq's state
         // machine going astray; the pair is closed so the stream never has a hole.
         Err(e) => outcome_of(e).map(|_| SendOutcome::Unreachable),
+    }
+}
+
+fn connect(socket: SocketRef, id: &[u8], endpoint: &str) -> Result<SendOutcome, Errno> {
+    let Ok(endpoint) = std::ffi::CString::new(endpoint) else {
+        return Ok(SendOutcome::Unreachable);
+    };
+    match socket.connect_with_id(id, &endpoint) {
+        Ok(()) => Ok(SendOutcome::Sent),
+        Err(e) if e == ETERM || e == libc::ENOTSOCK || e == libc::EINTR => Err(e),
+        Err(_) => Ok(SendOutcome::Unreachable),
     }
 }
 

@@ -16,6 +16,14 @@ pub(crate) const MIN_PAIR_BUFFER: i64 = 16384;
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Options {
     pub limits: Limits,
+    /// ZMQ_PROXY_STREAM_EVENTS: the caller's socket, as an address (0 = none).
+    pub events: usize,
+}
+
+/// An endpoint libzmq could connect to: "transport://address", printable, no NUL.
+fn valid_endpoint(text: &str) -> bool {
+    matches!(text.split_once("://"), Some((t, a)) if !t.is_empty() && !a.is_empty())
+        && !text.chars().any(|c| c.is_control())
 }
 
 fn int_value(value: &[u8]) -> Result<c_int, Errno> {
@@ -105,6 +113,31 @@ impl Options {
             ZMQ_PROXY_STREAM_WORKER_MAX_AGE => {
                 l.worker_max_age = optional_ms(int_value(value)?)?;
             }
+            ZMQ_PROXY_STREAM_WORKER_ENDPOINT => {
+                let text = str_value(value)?;
+                if text.is_empty() {
+                    l.worker_endpoints.clear();
+                } else if valid_endpoint(text) {
+                    l.worker_endpoints.push(text.to_string());
+                } else {
+                    return Err(libc::EINVAL);
+                }
+            }
+            ZMQ_PROXY_STREAM_CONNECT_TIMEOUT => {
+                l.connect_timeout = optional_ms(int_value(value)?)?;
+            }
+            ZMQ_PROXY_STREAM_FAIL_BAN => {
+                let n = non_negative(int_value(value)?)?;
+                l.policy.fail_ban = (n > 0).then_some(n as u32);
+            }
+            ZMQ_PROXY_STREAM_FAIL_BAN_TIME => {
+                l.policy.fail_ban_time = optional_ms(int_value(value)?)?.ok_or(libc::EINVAL)?;
+            }
+            ZMQ_PROXY_STREAM_EVENTS => {
+                let bytes: [u8; std::mem::size_of::<usize>()] =
+                    value.try_into().map_err(|_| libc::EINVAL)?;
+                self.events = usize::from_ne_bytes(bytes);
+            }
             _ => return Err(libc::EINVAL),
         }
         Ok(())
@@ -159,6 +192,20 @@ impl Options {
                     .to_vec()
             }
             ZMQ_PROXY_STREAM_WORKER_MAX_AGE => ms_of(l.worker_max_age).to_ne_bytes().to_vec(),
+            ZMQ_PROXY_STREAM_WORKER_ENDPOINT => {
+                let mut s = l.worker_endpoints.join(",").into_bytes();
+                s.push(0);
+                s
+            }
+            ZMQ_PROXY_STREAM_CONNECT_TIMEOUT => ms_of(l.connect_timeout).to_ne_bytes().to_vec(),
+            ZMQ_PROXY_STREAM_FAIL_BAN => (l.policy.fail_ban.unwrap_or(0).min(c_int::MAX as u32)
+                as c_int)
+                .to_ne_bytes()
+                .to_vec(),
+            ZMQ_PROXY_STREAM_FAIL_BAN_TIME => {
+                ms_of(Some(l.policy.fail_ban_time)).to_ne_bytes().to_vec()
+            }
+            ZMQ_PROXY_STREAM_EVENTS => self.events.to_ne_bytes().to_vec(),
             _ => return Err(libc::EINVAL),
         };
         let dest = out.get_mut(..bytes.len()).ok_or(libc::EINVAL)?;

@@ -157,6 +157,24 @@ impl SocketRef {
         Self::check(rc).map(|_| ())
     }
 
+    /// zmq_connect() to `endpoint` with `id` as the new connection's routing id
+    /// (ZMQ_CONNECT_ROUTING_ID, which applies to the next connect only).
+    pub fn connect_with_id(&self, id: &[u8], endpoint: &std::ffi::CStr) -> Result<(), Errno> {
+        // SAFETY: id is valid for reads of id.len() bytes; libzmq copies it.
+        let rc = unsafe {
+            zmq_sys::zmq_setsockopt(
+                self.0,
+                zmq_sys::ZMQ_CONNECT_ROUTING_ID as c_int,
+                id.as_ptr() as *const c_void,
+                id.len(),
+            )
+        };
+        Self::check(rc)?;
+        // SAFETY: endpoint is a NUL-terminated string that outlives the call.
+        let rc = unsafe { zmq_sys::zmq_connect(self.0, endpoint.as_ptr()) };
+        Self::check(rc).map(|_| ())
+    }
+
     pub fn poll_item(&self, events: i16) -> zmq_pollitem_t {
         zmq_pollitem_t {
             socket: self.0,

@@ -304,3 +304,125 @@ fn metadata_is_valid(mut body: &[u8]) -> bool {
 
 #[cfg(test)]
 pub(crate) mod tests;
+
+/// What a [`HandshakeWatch`] has seen of a peer's security handshake.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HandshakeState {
+    Running,
+    /// The peer sent READY: its side of the mechanism completed.
+    Ready,
+    /// The peer sent ERROR.
+    Error,
+}
+
+/// Follows the ZMTP frames a server sends after its greeting, reading only frame headers and
+/// command names, until it sends READY (the mechanism completed) or ERROR. Bytes arrive in
+/// arbitrary chunks; nothing is kept beyond a few header bytes.
+#[derive(Clone, Debug)]
+pub struct HandshakeWatch {
+    state: HandshakeState,
+    /// Header bytes of the frame being read (flags, then 1 or 8 size bytes).
+    header: [u8; 9],
+    header_len: usize,
+    /// Body bytes of the current frame still to come.
+    body_left: u64,
+    is_command: bool,
+    /// The start of a command body: name length and up to 5 name bytes.
+    name: [u8; 6],
+    name_len: usize,
+}
+
+impl Default for HandshakeWatch {
+    fn default() -> Self {
+        HandshakeWatch {
+            state: HandshakeState::Running,
+            header: [0; 9],
+            header_len: 0,
+            body_left: 0,
+            is_command: false,
+            name: [0; 6],
+            name_len: 0,
+        }
+    }
+}
+
+impl HandshakeWatch {
+    pub fn state(&self) -> HandshakeState {
+        self.state
+    }
+
+    /// Reads more of the peer's stream; returns the state after it.
+    pub fn feed(&mut self, mut bytes: &[u8]) -> HandshakeState {
+        while !bytes.is_empty() && self.state == HandshakeState::Running {
+            if self.body_left == 0 && !self.in_header_done() {
+                self.header[self.header_len] = bytes[0];
+                self.header_len += 1;
+                bytes = &bytes[1..];
+                if self.in_header_done() {
+                    self.start_body();
+                }
+                continue;
+            }
+            let take = (self.body_left.min(bytes.len() as u64)) as usize;
+            if self.is_command && self.name_len < self.name.len() {
+                let n = take.min(self.name.len() - self.name_len);
+                self.name[self.name_len..self.name_len + n].copy_from_slice(&bytes[..n]);
+                self.name_len += n;
+            }
+            self.body_left -= take as u64;
+            bytes = &bytes[take..];
+            if self.body_left == 0 {
+                self.end_frame();
+            }
+        }
+        self.state
+    }
+
+    fn header_needed(&self) -> usize {
+        if self.header_len == 0 {
+            return 1;
+        }
+        if self.header[0] & 0x02 != 0 {
+            9
+        } else {
+            2
+        }
+    }
+
+    fn in_header_done(&self) -> bool {
+        self.header_len > 0 && self.header_len == self.header_needed()
+    }
+
+    fn start_body(&mut self) {
+        let flags = self.header[0];
+        self.is_command = flags & 0x04 != 0;
+        self.body_left = if flags & 0x02 != 0 {
+            u64::from_be_bytes(self.header[1..9].try_into().expect("8 size bytes"))
+        } else {
+            u64::from(self.header[1])
+        };
+        self.name_len = 0;
+        if self.body_left == 0 {
+            self.end_frame();
+        }
+    }
+
+    fn end_frame(&mut self) {
+        if self.is_command && self.name_len >= 1 {
+            let len = self.name[0] as usize;
+            let name = &self.name[1..self.name_len];
+            if len == 5 && name == b"READY" {
+                self.state = HandshakeState::Ready;
+            } else if len == 5 && name == b"ERROR" {
+                self.state = HandshakeState::Error;
+            }
+        } else if !self.is_command {
+            // A message frame: the mechanism must have completed (a peer sends none before).
+            self.state = HandshakeState::Ready;
+        }
+        self.header_len = 0;
+        self.body_left = 0;
+        self.is_command = false;
+        self.name_len = 0;
+    }
+}

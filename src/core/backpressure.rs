@@ -76,7 +76,7 @@ impl<P: AsRef<[u8]>> Core<P> {
         }
         if let State::Paired(partner) = conn.state {
             self.stats.count(Reject::Stalled);
-            self.end_pair(now, key, partner);
+            self.end_pair(now, key, partner, super::PairEnd::Stalled);
             self.start_close(now, key, false);
             self.start_close(now, partner, false);
         } else {

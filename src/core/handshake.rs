@@ -58,8 +58,12 @@ impl<P: AsRef<[u8]>> Core<P> {
             return self.reject(now, key, Reject::BadCommand);
         }
         // Only a client that would really wait counts against the queue's bound.
-        let served_at_once =
-            self.stats.workers_idle[greeting.mechanism.index()] > 0 && self.pair_slots_left();
+        let worker_at_hand = if self.endpoints.active() {
+            self.endpoints.any_up(now)
+        } else {
+            self.stats.workers_idle[greeting.mechanism.index()] > 0
+        };
+        let served_at_once = worker_at_hand && self.pair_slots_left();
         if !served_at_once && self.stats.clients_waiting as usize >= self.limits.max_waiting {
             return self.reject(now, key, Reject::QueueFull);
         }
@@ -86,6 +90,9 @@ impl<P: AsRef<[u8]>> Core<P> {
                     return self.reject(now, key, Reject::Mechanism);
                 }
                 conn.handshake = Vec::new();
+                if conn.dial.is_some() {
+                    return self.on_dialed_greeting(now, key, g.mechanism);
+                }
                 conn.state = State::Idle(g.mechanism);
                 self.enter_idle(now, key, g.mechanism);
             }

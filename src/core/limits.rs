@@ -46,6 +46,12 @@ pub struct Limits {
     /// How long ids of connections the proxy closed are remembered, to ignore their late
     /// notifications and data.
     pub tombstone_ttl: Duration,
+    /// Dial-out: the worker endpoints the proxy connects to (empty: dial-in).
+    pub worker_endpoints: Vec<String>,
+    /// Dial-out: a worker connection must greet within this time.
+    pub connect_timeout: Option<Duration>,
+    /// Report pairs and refused clients as events.
+    pub events: bool,
 }
 
 impl Default for Limits {
@@ -69,6 +75,9 @@ impl Default for Limits {
             close_settle: Duration::from_millis(5),
             close_linger: Duration::from_secs(2),
             tombstone_ttl: Duration::from_secs(60),
+            worker_endpoints: Vec::new(),
+            connect_timeout: Some(Duration::from_millis(2000)),
+            events: false,
         }
     }
 }

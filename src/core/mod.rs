@@ -13,6 +13,8 @@
 //! client's first command, and from then on relays bytes untouched both ways.
 
 mod backpressure;
+mod dial;
+mod events;
 mod handshake;
 mod limits;
 mod policy;
@@ -29,7 +31,9 @@ use std::time::Instant;
 
 use rustc_hash::FxHashMap;
 
-use crate::zmtp::{Greeting, Mechanism};
+use crate::zmtp::{Greeting, HandshakeState, HandshakeWatch, Mechanism};
+use dial::{Dial, Endpoints};
+pub use events::{Event, PairEnd};
 pub use limits::Limits;
 pub use policy::{AddressPolicy, Cidr};
 use pools::Pools;
@@ -65,6 +69,13 @@ enum State {
     },
     /// A screened client waiting for a worker.
     Waiting(Mechanism),
+    /// Dial-out: a screened client whose worker connection is being made.
+    Dialing {
+        mechanism: Mechanism,
+        worker: Key,
+    },
+    /// Dial-out: a worker connection requested from libzmq, not connected yet.
+    Connecting,
     /// A worker connection whose greeting is arriving.
     WorkerHandshake,
     /// A screened worker connection waiting for a client. The proxy holds back the end of
@@ -111,7 +122,68 @@ struct Conn<P> {
     counted_addr: Option<std::net::IpAddr>,
     /// A liveness check of its socket is wanted.
     probe_due: bool,
+    /// Dial-out: the client and endpoint this worker connection was made for.
+    dial: Option<Dial>,
+    /// Dial-out: libzmq is yet to be asked to connect it.
+    connect_due: bool,
+    /// While paired: the pair's number, since when, its mechanism, and the bytes this side
+    /// sent its partner.
+    pair_no: u64,
+    paired_at: Instant,
+    mechanism: Option<Mechanism>,
+    relayed: u64,
+    /// A paired worker's security handshake, followed until it completes.
+    watch: Option<Box<HandshakeWatch>>,
+    handshake_done: bool,
 }
+
+impl<P: AsRef<[u8]>> Conn<P> {
+    fn new(side: Side, id: RoutingId, state: State, now: Instant, limits: &Limits) -> Conn<P> {
+        Conn {
+            side,
+            id,
+            peer: None,
+            state,
+            out: OutQueue::default(),
+            handshake: Vec::new(),
+            early: OutQueue::default(),
+            opened: now,
+            last_activity: now,
+            blocked_until: None,
+            retry: limits.retry_min,
+            in_ready: false,
+            last_sent: None,
+            over: false,
+            last_progress: now,
+            drain_pending: usize::MAX,
+            bytes_sent: 0,
+            half_closed: false,
+            policy_checked: false,
+            counted_addr: None,
+            probe_due: false,
+            dial: None,
+            connect_due: false,
+            pair_no: 0,
+            paired_at: now,
+            mechanism: None,
+            relayed: 0,
+            watch: None,
+            handshake_done: false,
+        }
+    }
+}
+
+/// Failed handshakes of one client address (ZMQ_PROXY_STREAM_FAIL_BAN).
+#[derive(Clone, Copy, Debug, Default)]
+struct Failures {
+    count: u32,
+    banned_until: Option<Instant>,
+}
+
+/// Addresses tracked for FAIL_BAN before the expired ones are swept.
+const MAX_FAILURE_ENTRIES: usize = 65536;
+/// Events kept for the driver to publish; beyond it they are dropped and counted.
+const MAX_QUEUED_EVENTS: usize = 4096;
 
 pub struct Core<P> {
     limits: Limits,
@@ -131,6 +203,13 @@ pub struct Core<P> {
     /// Connections over their bound, by the side whose reading they hold back
     /// (0 frontend, 1 backend).
     holding_back: [u32; 2],
+    /// Dial-out's worker endpoints (empty in dial-in).
+    endpoints: Endpoints,
+    /// Clients whose worker connection is being made.
+    dialing: u64,
+    /// For the event stream, when it is on.
+    events: VecDeque<Event>,
+    failures: FxHashMap<std::net::IpAddr, Failures>,
     stats: Stats,
 }
 
@@ -143,7 +222,6 @@ impl<P: AsRef<[u8]>> Default for Core<P> {
 impl<P: AsRef<[u8]>> Core<P> {
     pub fn new(limits: Limits) -> Self {
         Core {
-            limits,
             conns: Slab::default(),
             frontend_ids: FxHashMap::default(),
             backend_ids: FxHashMap::default(),
@@ -155,7 +233,12 @@ impl<P: AsRef<[u8]>> Core<P> {
             paused: false,
             per_address: FxHashMap::default(),
             holding_back: [0, 0],
+            endpoints: Endpoints::new(&limits.worker_endpoints),
+            dialing: 0,
+            events: VecDeque::new(),
+            failures: FxHashMap::default(),
             stats: Stats::default(),
+            limits,
         }
     }
 
@@ -222,6 +305,9 @@ impl<P: AsRef<[u8]>> Core<P> {
         let key = ids.get(id).copied();
         match (key, len) {
             (None, 0) => self.on_connect(now, side, id),
+            (Some(key), 0) if self.conns.get(key).map(|c| c.state) == Some(State::Connecting) => {
+                self.on_dialed(key)
+            }
             (Some(key), 0) => self.on_gone(now, key),
             (None, _) => self.stats.stray_chunks += 1,
             (Some(key), _) => {
@@ -248,30 +334,18 @@ impl<P: AsRef<[u8]>> Core<P> {
             Side::Frontend => State::ClientHandshake { greeting: None },
             Side::Backend => State::WorkerHandshake,
         };
-        let key = self.conns.insert(Conn {
+        let key = self.conns.insert(Conn::new(
             side,
-            id: routing_id.clone(),
-            peer: None,
+            routing_id.clone(),
             state,
-            out: OutQueue::default(),
-            handshake: Vec::new(),
-            early: OutQueue::default(),
-            opened: now,
-            last_activity: now,
-            blocked_until: None,
-            retry: self.limits.retry_min,
-            in_ready: false,
-            last_sent: None,
-            over: false,
-            last_progress: now,
-            drain_pending: usize::MAX,
-            bytes_sent: 0,
-            half_closed: false,
-            policy_checked: false,
-            counted_addr: None,
-            probe_due: false,
-        });
+            now,
+            &self.limits,
+        ));
         self.ids_mut(side).insert(routing_id, key);
+        if side == Side::Backend && self.endpoints.active() {
+            // In dial-out the proxy makes every worker connection itself.
+            return self.reject(now, key, Reject::BadGreeting);
+        }
         if let Some(t) = self.limits.handshake_timeout {
             self.timers.arm(now + t, key, TimerKind::Handshake);
         }
@@ -306,7 +380,7 @@ impl<P: AsRef<[u8]>> Core<P> {
         }
         if conn.side == Side::Frontend && !conn.policy_checked {
             conn.policy_checked = true;
-            if let Some(reason) = self.admit(key) {
+            if let Some(reason) = self.admit(now, key) {
                 return self.reject(now, key, reason);
             }
         }
@@ -315,7 +389,12 @@ impl<P: AsRef<[u8]>> Core<P> {
             State::ClientHandshake { .. } | State::WorkerHandshake | State::Idle(_) => {
                 self.on_handshake_bytes(now, key, data.as_ref());
             }
-            State::Waiting(_) => {
+            State::Connecting => {
+                // Data before the connect notification: the connection is up all the same.
+                self.on_dialed(key);
+                self.on_handshake_bytes(now, key, data.as_ref());
+            }
+            State::Waiting(_) | State::Dialing { .. } => {
                 conn.early.push(data, true);
                 if conn.early.charge() > early_limit {
                     self.reject(now, key, Reject::EarlyOverflow);
@@ -323,6 +402,12 @@ impl<P: AsRef<[u8]>> Core<P> {
             }
             State::Paired(partner) => {
                 conn.last_activity = now;
+                conn.relayed += data.as_ref().len() as u64;
+                if let Some(watch) = conn.watch.as_mut() {
+                    if watch.feed(data.as_ref()) != HandshakeState::Running {
+                        self.on_worker_handshake(now, key);
+                    }
+                }
                 let dest = self.conns.get_mut(partner).expect("partner of a live pair");
                 dest.out.push(data, false);
                 if dest.out.charge() > pair_limit && self.limits.backpressure {
@@ -330,7 +415,7 @@ impl<P: AsRef<[u8]>> Core<P> {
                     self.hold_back(now, partner);
                 } else if dest.out.charge() > pair_limit {
                     self.stats.count(Reject::BufferOverflow);
-                    self.end_pair(now, key, partner);
+                    self.end_pair(now, key, partner, PairEnd::BufferOverflow);
                     self.start_close(now, key, false);
                     self.start_close(now, partner, false);
                 } else {
@@ -348,19 +433,47 @@ impl<P: AsRef<[u8]>> Core<P> {
         let Some(conn) = self.conns.get(key) else {
             return;
         };
+        let dialed = conn.dial.is_some();
         match conn.state {
             State::Paired(partner) => {
-                self.end_pair(now, key, partner);
+                let end = match conn.side {
+                    Side::Frontend => PairEnd::ClientClosed,
+                    Side::Backend => PairEnd::WorkerClosed,
+                };
+                self.end_pair(now, key, partner, end);
                 self.start_close(now, partner, true);
+            }
+            State::Dialing { worker, .. } => {
+                pools::leave_pool(&conn.state, &mut self.stats);
+                self.drop_client_dial(now, worker);
+            }
+            State::Connecting | State::WorkerHandshake if dialed => {
+                self.abandon_dial(now, key, true);
+            }
+            State::Closing { .. } if dialed => {
+                // libzmq would connect it again by itself: the close request must still go.
+                if let Some(c) = self.conns.get_mut(key) {
+                    c.state = State::Closing {
+                        flush: false,
+                        deadline: now,
+                    };
+                    c.out.clear();
+                }
+                self.mark_ready(key);
+                return;
             }
             _ => pools::leave_pool(&conn.state, &mut self.stats),
         }
-        self.forget(key, false, now);
+        if dialed {
+            self.start_close(now, key, false);
+        } else {
+            self.forget(key, false, now);
+        }
     }
 
     /// Applies the address policy to a client whose address is now known; counts it under
     /// its address. Returns why it is refused, if it is.
-    fn admit(&mut self, key: Key) -> Option<Reject> {
+    fn admit(&mut self, now: Instant, key: Key) -> Option<Reject> {
         let policy = &self.limits.policy;
         if policy.is_empty() {
             return None;
@@ -377,6 +490,15 @@ impl<P: AsRef<[u8]>> Core<P> {
         if !policy.admits(ip) {
             return Some(Reject::Denied);
         }
+        if policy.fail_ban.is_some()
+            && self
+                .failures
+                .get(&ip)
+                .and_then(|f| f.banned_until)
+                .is_some_and(|t| t > now)
+        {
+            return Some(Reject::Banned);
+        }
         if let Some(max) = policy.max_per_address {
             let n = self.per_address.entry(ip).or_insert(0);
             if *n as usize >= max {
@@ -391,24 +513,144 @@ impl<P: AsRef<[u8]>> Core<P> {
     /// Closes a client or worker the proxy refuses, counting why.
     fn reject(&mut self, now: Instant, key: Key, reason: Reject) {
         let conn = self.conns.get(key).expect("live conn");
+        let (state, dialed) = (conn.state, conn.dial.is_some());
         if conn.side == Side::Backend && reason != Reject::EarlyOverflow {
             self.stats.workers_rejected += 1;
         } else {
             self.stats.count(reason);
+            if self.limits.events {
+                let client = conn.peer.and_then(|p| p.addr);
+                self.push_event(Event::Reject { client, reason });
+            }
         }
-        pools::leave_pool(&conn.state, &mut self.stats);
+        pools::leave_pool(&state, &mut self.stats);
+        match state {
+            State::Dialing { worker, .. } => self.drop_client_dial(now, worker),
+            State::Connecting | State::WorkerHandshake if dialed => {
+                self.abandon_dial(now, key, true);
+            }
+            _ => {}
+        }
         self.start_close(now, key, false);
     }
 
-    /// Counts a pair as ended; the caller then closes or forgets both sides. A slot under
-    /// ZMQ_PROXY_STREAM_MAX_PAIRS frees up, so waiting clients may pair.
-    fn end_pair(&mut self, now: Instant, a: Key, b: Key) {
+    fn push_event(&mut self, event: Event) {
+        if self.events.len() >= MAX_QUEUED_EVENTS {
+            self.stats.events_dropped += 1;
+        } else {
+            self.events.push_back(event);
+        }
+    }
+
+    /// The next event to publish (only with `Limits::events`).
+    pub fn next_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    /// The driver could not publish an event.
+    pub fn event_dropped(&mut self) {
+        self.stats.events_dropped += 1;
+    }
+
+    /// A paired worker's handshake completed (READY) or failed (ERROR).
+    fn on_worker_handshake(&mut self, now: Instant, key: Key) {
+        let conn = self.conns.get_mut(key).expect("live conn");
+        let Some(watch) = conn.watch.take() else {
+            return;
+        };
+        if watch.state() != HandshakeState::Ready {
+            return;
+        }
+        conn.handshake_done = true;
+        if let State::Paired(client) = conn.state {
+            if let Some(ip) = self.client_ip(client) {
+                self.failures.remove(&ip);
+            }
+        }
+        let _ = now;
+    }
+
+    fn client_ip(&self, client: Key) -> Option<std::net::IpAddr> {
+        self.conns
+            .get(client)
+            .and_then(|c| c.peer)
+            .and_then(|p| p.addr)
+            .map(|a| policy::address_key(a.ip()))
+    }
+
+    /// Counts a failed handshake against the client's address; enough in a row ban it.
+    fn count_failure(&mut self, now: Instant, ip: std::net::IpAddr) {
+        let Some(limit) = self.limits.policy.fail_ban else {
+            return;
+        };
+        if self.failures.len() >= MAX_FAILURE_ENTRIES && !self.failures.contains_key(&ip) {
+            self.failures
+                .retain(|_, f| f.banned_until.is_some_and(|t| t > now));
+            if self.failures.len() >= MAX_FAILURE_ENTRIES {
+                return;
+            }
+        }
+        let ban_time = self.limits.policy.fail_ban_time;
+        let f = self.failures.entry(ip).or_default();
+        if f.banned_until.is_some_and(|t| t <= now) {
+            f.banned_until = None;
+        }
+        f.count += 1;
+        if f.count >= limit {
+            f.count = 0;
+            f.banned_until = Some(now + ban_time);
+        }
+    }
+
+    /// Counts a pair as ended and reports it; the caller then closes or forgets both sides.
+    /// A slot under ZMQ_PROXY_STREAM_MAX_PAIRS frees up, so waiting clients may pair.
+    fn end_pair(&mut self, now: Instant, a: Key, b: Key, end: PairEnd) {
         debug_assert!(
             matches!(self.conns.get(a).map(|c| c.state), Some(State::Paired(p)) if p == b)
         );
         self.stats.pairs_open -= 1;
+        let (client, worker) = match self.conns.get(a).map(|c| c.side) {
+            Some(Side::Frontend) => (a, b),
+            _ => (b, a),
+        };
+        let w = self.conns.get(worker).expect("live worker");
+        let end = if end == PairEnd::WorkerClosed && !w.handshake_done {
+            PairEnd::HandshakeFailed
+        } else {
+            end
+        };
+        if end == PairEnd::HandshakeFailed {
+            self.stats.handshakes_failed += 1;
+            if let Some(ip) = self.client_ip(client) {
+                self.count_failure(now, ip);
+            }
+        }
+        if self.limits.events {
+            let c = self.conns.get(client).expect("live client");
+            let w = self.conns.get(worker).expect("live worker");
+            let event = Event::Close {
+                pair: c.pair_no,
+                client: c.peer.and_then(|p| p.addr),
+                worker: self.worker_name(w),
+                mechanism: c.mechanism.unwrap_or(Mechanism::Null),
+                bytes_up: c.relayed,
+                bytes_down: w.relayed,
+                duration: now.saturating_duration_since(c.paired_at),
+                end,
+            };
+            self.push_event(event);
+        }
         if self.limits.max_pairs.is_some() {
             self.try_pair(now);
+        }
+    }
+
+    /// How events name a worker: its endpoint in dial-out, its address in dial-in.
+    fn worker_name(&self, w: &Conn<P>) -> String {
+        match (w.dial, w.peer.and_then(|p| p.addr)) {
+            (Some(d), _) => self.endpoints.addr(d.endpoint).to_string(),
+            (None, Some(a)) => a.to_string(),
+            (None, None) => "-".to_string(),
         }
     }
 
@@ -416,6 +658,7 @@ impl<P: AsRef<[u8]>> Core<P> {
     fn start_close(&mut self, now: Instant, key: Key, flush: bool) {
         let linger = self.limits.close_linger;
         self.release(key);
+        self.release_endpoint(key);
         let Some(conn) = self.conns.get_mut(key) else {
             return;
         };
@@ -434,6 +677,7 @@ impl<P: AsRef<[u8]>> Core<P> {
     /// Removes a connection; `closed_by_us` remembers its id to ignore its late traffic.
     fn forget(&mut self, key: Key, closed_by_us: bool, now: Instant) {
         self.release(key);
+        self.release_endpoint(key);
         let Some(conn) = self.conns.remove(key) else {
             return;
         };
@@ -473,6 +717,7 @@ impl<P: AsRef<[u8]>> Core<P> {
         }
         self.fire_timers(now);
         self.expire_tombstones(now);
+        self.refresh_endpoint_health(now);
     }
 
     /// When the driver must call in again even if no socket becomes readable.

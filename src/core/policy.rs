@@ -66,12 +66,28 @@ impl std::fmt::Display for Cidr {
     }
 }
 
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AddressPolicy {
     pub allow: Vec<Cidr>,
     pub deny: Vec<Cidr>,
     /// Open client connections per address; None = unlimited.
     pub max_per_address: Option<usize>,
+    /// Failed handshakes in a row that ban an address; None = off.
+    pub fail_ban: Option<u32>,
+    /// How long a ban lasts.
+    pub fail_ban_time: std::time::Duration,
+}
+
+impl Default for AddressPolicy {
+    fn default() -> Self {
+        AddressPolicy {
+            allow: Vec::new(),
+            deny: Vec::new(),
+            max_per_address: None,
+            fail_ban: None,
+            fail_ban_time: std::time::Duration::from_millis(60000),
+        }
+    }
 }
 
 impl AddressPolicy {
@@ -84,7 +100,10 @@ impl AddressPolicy {
     }
 
     pub fn is_empty(&self) -> bool {
-        self.allow.is_empty() && self.deny.is_empty() && self.max_per_address.is_none()
+        self.allow.is_empty()
+            && self.deny.is_empty()
+            && self.max_per_address.is_none()
+            && self.fail_ban.is_none()
     }
 }
 

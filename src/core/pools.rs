@@ -22,13 +22,27 @@ pub(super) struct Pools {
 /// is left in place: it goes stale once the caller moves the connection on.
 pub(super) fn leave_pool(state: &State, stats: &mut Stats) {
     match *state {
-        State::Waiting(_) => stats.clients_waiting -= 1,
+        State::Waiting(_) | State::Dialing { .. } => stats.clients_waiting -= 1,
         State::Idle(m) => stats.workers_idle[m.index()] -= 1,
         _ => {}
     }
 }
 
 impl Pools {
+    /// The oldest client waiting with mechanism `m`.
+    pub(super) fn pop_waiting<P>(
+        &mut self,
+        m: Mechanism,
+        conns: &Slab<super::Conn<P>>,
+    ) -> Option<Key> {
+        Self::pop_live(&mut self.waiting[m.index()], conns, State::Waiting(m))
+    }
+
+    /// Puts a client back at the head of its queue (its dial failed or found no endpoint).
+    pub(super) fn unpop_waiting(&mut self, m: Mechanism, key: Key) {
+        self.waiting[m.index()].push_front(key);
+    }
+
     fn pop_live<P>(
         queue: &mut VecDeque<Key>,
         conns: &Slab<super::Conn<P>>,
@@ -79,15 +93,19 @@ impl<P: AsRef<[u8]>> Core<P> {
         self.try_pair(now);
     }
 
+    /// Pairs open and worker connections being made stay under ZMQ_PROXY_STREAM_MAX_PAIRS.
     pub(super) fn pair_slots_left(&self) -> bool {
         self.limits
             .max_pairs
-            .is_none_or(|max| (self.stats.pairs_open as usize) < max)
+            .is_none_or(|max| ((self.stats.pairs_open + self.dialing) as usize) < max)
     }
 
     /// Pairs waiting clients with idle workers of the same mechanism, oldest client with
     /// the worker connection idle longest.
     pub(super) fn try_pair(&mut self, now: Instant) {
+        if self.endpoints.active() {
+            return self.try_dial(now);
+        }
         for m in Mechanism::ALL {
             let i = m.index();
             while self.stats.clients_waiting > 0
@@ -101,32 +119,53 @@ impl<P: AsRef<[u8]>> Core<P> {
                 };
                 let worker = Pools::pop_live(&mut self.pools.idle[i], &self.conns, State::Idle(m))
                     .expect("idle count says a worker is idle");
+                self.stats.clients_waiting -= 1;
+                self.stats.workers_idle[i] -= 1;
                 self.pair(now, client, worker, m);
             }
         }
     }
 
-    fn pair(&mut self, now: Instant, client: Key, worker: Key, m: Mechanism) {
-        self.stats.clients_waiting -= 1;
-        self.stats.workers_idle[m.index()] -= 1;
+    /// Pairs a client with a worker connection that have left their pools.
+    pub(super) fn pair(&mut self, now: Instant, client: Key, worker: Key, m: Mechanism) {
         self.stats.pairs_open += 1;
         self.stats.pairs_total += 1;
+        let pair_no = self.stats.pairs_total;
         let mut first_command = {
             let c = self.conns.get_mut(client).expect("live client");
             c.state = State::Paired(worker);
             c.last_activity = now;
+            c.pair_no = pair_no;
+            c.paired_at = now;
+            c.mechanism = Some(m);
+            c.relayed = c.early.payload() as u64;
             std::mem::take(&mut c.early)
         };
         {
             let w = self.conns.get_mut(worker).expect("live worker");
             w.state = State::Paired(client);
             w.last_activity = now;
+            w.pair_no = pair_no;
+            w.paired_at = now;
+            w.mechanism = Some(m);
+            w.watch = Some(Box::default());
             // The end of the greeting the worker has been waiting for, then the client's
             // first command: from here on the two talk to each other.
             w.out.push_owned(zmtp::greeting_rest(m, false).to_vec());
             w.out.append(&mut first_command);
         }
         self.mark_ready(worker);
+        if self.limits.events {
+            let c = self.conns.get(client).expect("live client");
+            let w = self.conns.get(worker).expect("live worker");
+            let event = super::Event::Open {
+                pair: pair_no,
+                client: c.peer.and_then(|p| p.addr),
+                worker: self.worker_name(w),
+                mechanism: m,
+            };
+            self.push_event(event);
+        }
         if let Some(t) = self.limits.idle_timeout {
             self.timers.arm(now + t, client, TimerKind::Idle);
         }

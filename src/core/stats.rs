@@ -30,6 +30,7 @@ pub enum Reject {
     Stalled,
     Denied,
     PerAddress,
+    Banned,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -60,6 +61,12 @@ pub struct Stats {
     pub found_gone: u64,
     pub reject_denied: u64,
     pub reject_per_address: u64,
+    pub dials: u64,
+    pub connect_timeouts: u64,
+    pub endpoints_down: u64,
+    pub reject_banned: u64,
+    pub handshakes_failed: u64,
+    pub events_dropped: u64,
 }
 
 impl Stats {
@@ -77,6 +84,7 @@ impl Stats {
             Reject::Stalled => &mut self.closed_stalled,
             Reject::Denied => &mut self.reject_denied,
             Reject::PerAddress => &mut self.reject_per_address,
+            Reject::Banned => &mut self.reject_banned,
         };
         *c += 1;
     }
@@ -182,6 +190,18 @@ impl Stats {
             ZMQ_PROXY_STREAM_STAT_REJECT_PER_ADDRESS,
             self.reject_per_address,
         );
+        set(ZMQ_PROXY_STREAM_STAT_DIALS, self.dials);
+        set(
+            ZMQ_PROXY_STREAM_STAT_CONNECT_TIMEOUTS,
+            self.connect_timeouts,
+        );
+        set(ZMQ_PROXY_STREAM_STAT_ENDPOINTS_DOWN, self.endpoints_down);
+        set(ZMQ_PROXY_STREAM_STAT_REJECT_BANNED, self.reject_banned);
+        set(
+            ZMQ_PROXY_STREAM_STAT_HANDSHAKES_FAILED,
+            self.handshakes_failed,
+        );
+        set(ZMQ_PROXY_STREAM_STAT_EVENTS_DROPPED, self.events_dropped);
         v
     }
 }

@@ -17,7 +17,7 @@ fn id(n: u32) -> Vec<u8> {
 }
 
 /// A simulated libzmq: records what each connection got, and can make pipes full.
-struct Sim {
+pub(super) struct Sim {
     core: Core<Vec<u8>>,
     now: Instant,
     got: HashMap<(Side, Vec<u8>), Vec<u8>>,
@@ -32,6 +32,10 @@ struct Sim {
     probes: usize,
     /// Peer addresses of connections, by number (default: none known).
     addrs: HashMap<u32, std::net::SocketAddr>,
+    /// Dial-out: connections asked for, as (endpoint, routing id), in order.
+    dials: Vec<(String, Vec<u8>)>,
+    /// Endpoints whose zmq_connect fails.
+    refused: HashSet<String>,
 }
 
 impl Sim {
@@ -47,6 +51,8 @@ impl Sim {
             pending: 1000,
             probes: 0,
             addrs: HashMap::new(),
+            dials: Vec::new(),
+            refused: HashSet::new(),
         }
     }
 
@@ -115,6 +121,14 @@ impl Sim {
                         TransmitKind::Probe => {
                             self.probes += 1;
                             SendOutcome::Sent
+                        }
+                        TransmitKind::Connect { endpoint } => {
+                            if self.refused.contains(endpoint) {
+                                SendOutcome::Unreachable
+                            } else {
+                                self.dials.push((endpoint.to_string(), tx.id.to_vec()));
+                                SendOutcome::Sent
+                            }
                         }
                         TransmitKind::Data(chunk) => {
                             if self.full.contains(&key) {
@@ -850,3 +864,6 @@ fn address_policy_refuses_clients_before_sending_them_a_byte() {
     assert!(!s.is_closed(F, 6));
     assert_eq!(s.core.per_address.len(), 1);
 }
+
+#[path = "dial_tests.rs"]
+mod dial;

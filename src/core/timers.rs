@@ -18,6 +18,10 @@ pub(super) enum TimerKind {
     Idle,
     Stall,
     Probe,
+    /// Dial-out: the worker connection must have greeted by now.
+    ConnectTimeout,
+    /// Dial-out: an endpoint that was down may be tried again for this waiting client.
+    Redial,
 }
 
 #[derive(Default)]
@@ -56,7 +60,7 @@ impl<P: AsRef<[u8]>> Core<P> {
                 (TimerKind::Handshake, State::ClientHandshake { .. } | State::WorkerHandshake) => {
                     self.reject(now, key, Reject::HandshakeTimeout);
                 }
-                (TimerKind::Wait, State::Waiting(_)) => {
+                (TimerKind::Wait, State::Waiting(_) | State::Dialing { .. }) => {
                     self.reject(now, key, Reject::WaitTimeout);
                 }
                 (TimerKind::MaxAge, State::Idle(m)) => {
@@ -75,7 +79,7 @@ impl<P: AsRef<[u8]>> Core<P> {
                     let last = conn.last_activity.max(partner_activity);
                     if now >= last + idle {
                         self.stats.count(Reject::IdleTimeout);
-                        self.end_pair(now, key, partner);
+                        self.end_pair(now, key, partner, super::PairEnd::IdleTimeout);
                         self.start_close(now, key, true);
                         self.start_close(now, partner, true);
                     } else {
@@ -83,6 +87,14 @@ impl<P: AsRef<[u8]>> Core<P> {
                     }
                 }
                 (TimerKind::Stall, _) => self.check_stall(now, key),
+                (TimerKind::ConnectTimeout, State::Connecting | State::WorkerHandshake)
+                    if conn.dial.is_some() =>
+                {
+                    self.stats.connect_timeouts += 1;
+                    self.abandon_dial(now, key, true);
+                    self.start_close(now, key, false);
+                }
+                (TimerKind::Redial, State::Waiting(_)) => self.try_pair(now),
                 (TimerKind::Probe, State::Paired(_)) => {
                     let interval = self.limits.probe_interval.expect("armed only when set");
                     let due = conn.last_activity + interval;

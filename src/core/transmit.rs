@@ -42,6 +42,9 @@ pub enum TransmitKind<'a, P> {
     /// ([`Transmit::peer`]): answer Sent if so, Unreachable if it is gone. libzmq loses
     /// disconnect notifications when its pipe is full; this finds such connections.
     Probe,
+    /// Dial-out: set ZMQ_CONNECT_ROUTING_ID to the transmit's id and zmq_connect() the
+    /// backend to `endpoint`. Answer Sent, or Unreachable if libzmq refused.
+    Connect { endpoint: &'a str },
 }
 
 pub struct Transmit<'a, P> {
@@ -65,11 +68,15 @@ enum What {
     Data,
     Close,
     Probe,
+    Connect,
 }
 
 impl<P: AsRef<[u8]>> Core<P> {
     fn has_work(conn: &Conn<P>) -> bool {
-        !conn.out.is_empty() || conn.probe_due || matches!(conn.state, State::Closing { .. })
+        !conn.out.is_empty()
+            || conn.probe_due
+            || conn.connect_due
+            || matches!(conn.state, State::Closing { .. })
     }
 
     fn extend_linger(conn: &mut Conn<P>, until: Instant) {
@@ -145,6 +152,22 @@ impl<P: AsRef<[u8]>> Core<P> {
                     conn.out.clear();
                 }
             }
+            if conn.connect_due {
+                let conn = self.conns.get(key).expect("checked above");
+                let endpoint = conn.dial.expect("only dialed connections connect").endpoint;
+                return Some(Transmit {
+                    side: conn.side,
+                    id: conn.id.as_bytes(),
+                    peer: None,
+                    kind: TransmitKind::Connect {
+                        endpoint: self.endpoints.addr(endpoint),
+                    },
+                    token: TransmitToken {
+                        key,
+                        what: What::Connect,
+                    },
+                });
+            }
             if !conn.out.is_empty() {
                 let conn = self.conns.get_mut(key).expect("checked above");
                 return Some(Transmit {
@@ -212,6 +235,19 @@ impl<P: AsRef<[u8]>> Core<P> {
         let Some(conn) = self.conns.get_mut(key) else {
             return;
         };
+        if token.what == What::Connect {
+            self.ready.pop_front();
+            conn.in_ready = false;
+            conn.connect_due = false;
+            if outcome == SendOutcome::Sent {
+                self.mark_ready(key);
+            } else {
+                // libzmq refused the endpoint: no pipe exists, nothing to close.
+                self.abandon_dial(now, key, true);
+                self.forget(key, false, now);
+            }
+            return;
+        }
         if token.what == What::Probe {
             self.ready.pop_front();
             conn.in_ready = false;

@@ -27,8 +27,14 @@ pub(super) fn run_checked(
             (!control.is_null()).then(|| SocketRef::new(control)),
         )
     };
-    let sockets = check_sockets(f, b, c)?;
-    Driver::new(sockets, options.limits.clone()).run()?;
+    // SAFETY: as for the other sockets: the caller gave a live socket with
+    // ZMQ_PROXY_STREAM_EVENTS, or 0 for none.
+    let events =
+        (options.events != 0).then(|| unsafe { SocketRef::new(options.events as *mut c_void) });
+    let sockets = check_sockets(f, b, c, events)?;
+    let mut limits = options.limits.clone();
+    limits.events = events.is_some();
+    Driver::new(sockets, limits).run()?;
     Ok(0)
 }
 

@@ -217,3 +217,73 @@ proptest! {
         prop_assert!(!verdict);
     }
 }
+
+mod handshake_watch {
+    use crate::zmtp::{HandshakeState, HandshakeWatch};
+    use proptest::prelude::*;
+
+    fn command(name: &[u8], body_len: usize) -> Vec<u8> {
+        let mut body = vec![name.len() as u8];
+        body.extend_from_slice(name);
+        body.extend(std::iter::repeat_n(0xAB, body_len));
+        let mut frame = if body.len() > 255 {
+            let mut f = vec![0x06];
+            f.extend_from_slice(&(body.len() as u64).to_be_bytes());
+            f
+        } else {
+            vec![0x04, body.len() as u8]
+        };
+        frame.extend_from_slice(&body);
+        frame
+    }
+
+    fn curve_server_stream() -> Vec<u8> {
+        // WELCOME (168-byte body), then READY with a box.
+        let mut s = command(b"WELCOME", 160);
+        s.extend(command(b"READY", 40));
+        s
+    }
+
+    #[test]
+    fn ready_after_welcome_is_seen_whatever_the_chunking() {
+        let stream = curve_server_stream();
+        let welcome_len = command(b"WELCOME", 160).len();
+        for split in 0..=stream.len() {
+            let mut w = HandshakeWatch::default();
+            let first = w.feed(&stream[..split]);
+            if split < stream.len() {
+                assert_eq!(first, HandshakeState::Running, "split {split}");
+            }
+            assert_eq!(w.feed(&stream[split..]), HandshakeState::Ready);
+            let _ = welcome_len;
+        }
+    }
+
+    #[test]
+    fn welcome_alone_is_still_running_and_error_is_seen() {
+        let mut w = HandshakeWatch::default();
+        assert_eq!(w.feed(&command(b"WELCOME", 160)), HandshakeState::Running);
+        assert_eq!(w.feed(&command(b"ERROR", 10)), HandshakeState::Error);
+        let mut w = HandshakeWatch::default();
+        assert_eq!(
+            w.feed(&command(b"READX", 1000)),
+            HandshakeState::Running,
+            "long frame, other name"
+        );
+        assert_eq!(w.feed(&[0x00, 0x00]), HandshakeState::Ready, "a message");
+    }
+
+    proptest! {
+        #[test]
+        fn byte_by_byte_equals_whole(stream in proptest::collection::vec(any::<u8>(), 0..600)) {
+            let mut whole = HandshakeWatch::default();
+            let a = whole.feed(&stream);
+            let mut bytes = HandshakeWatch::default();
+            let mut b = HandshakeState::Running;
+            for x in &stream {
+                b = bytes.feed(std::slice::from_ref(x));
+            }
+            prop_assert_eq!(a, b);
+        }
+    }
+}

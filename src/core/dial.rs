@@ -1,0 +1,252 @@
+//! Dial-out: the proxy connects its backend socket to worker endpoints, one connection per
+//! screened client, to the endpoint with the fewest open pairs. An endpoint that does not
+//! answer in time is marked down and retried with backoff; its client goes to another.
+
+use std::time::{Duration, Instant};
+
+use super::timers::TimerKind;
+use super::{Conn, Core, Key, RoutingId, Side, State};
+use crate::zmtp::Mechanism;
+
+const BACKOFF_MIN: Duration = Duration::from_millis(500);
+const BACKOFF_MAX: Duration = Duration::from_secs(30);
+/// First byte of the routing ids the proxy gives its own connections. libzmq's own ids
+/// start with 0x00, so the two can never meet (a duplicate id aborts libzmq).
+const DIAL_ID_TAG: u8 = 0x01;
+
+struct Endpoint {
+    addr: String,
+    /// Connections to it now (connecting, handshaking or paired).
+    open: u32,
+    down_until: Option<Instant>,
+    backoff: Duration,
+}
+
+/// The worker endpoints and their health.
+#[derive(Default)]
+pub(super) struct Endpoints {
+    list: Vec<Endpoint>,
+    /// Where the search for the least loaded endpoint starts: ties go round.
+    turn: usize,
+    last_id: u64,
+}
+
+/// What a dialed connection belongs to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) struct Dial {
+    pub client: Key,
+    pub endpoint: usize,
+    /// Still counted in its endpoint's `open`.
+    pub counted: bool,
+}
+
+impl Endpoints {
+    pub(super) fn new(addrs: &[String]) -> Endpoints {
+        Endpoints {
+            list: addrs
+                .iter()
+                .map(|a| Endpoint {
+                    addr: a.clone(),
+                    open: 0,
+                    down_until: None,
+                    backoff: BACKOFF_MIN,
+                })
+                .collect(),
+            turn: 0,
+            last_id: 0,
+        }
+    }
+
+    pub(super) fn active(&self) -> bool {
+        !self.list.is_empty()
+    }
+
+    pub(super) fn addr(&self, i: usize) -> &str {
+        &self.list[i].addr
+    }
+
+    fn is_up(&self, i: usize, now: Instant) -> bool {
+        self.list[i].down_until.is_none_or(|t| t <= now)
+    }
+
+    pub(super) fn any_up(&self, now: Instant) -> bool {
+        (0..self.list.len()).any(|i| self.is_up(i, now))
+    }
+
+    pub(super) fn down_count(&self, now: Instant) -> u64 {
+        (0..self.list.len())
+            .filter(|&i| !self.is_up(i, now))
+            .count() as u64
+    }
+
+    /// The endpoint with the fewest open connections among those up; ties in turn.
+    fn choose(&mut self, now: Instant) -> Option<usize> {
+        let n = self.list.len();
+        let mut best: Option<usize> = None;
+        for k in 0..n {
+            let i = (self.turn + k) % n;
+            if self.is_up(i, now) && best.is_none_or(|b| self.list[i].open < self.list[b].open) {
+                best = Some(i);
+            }
+        }
+        if let Some(b) = best {
+            self.turn = (b + 1) % n;
+        }
+        best
+    }
+
+    /// When the first endpoint that is down may be tried again.
+    fn next_retry(&self) -> Option<Instant> {
+        self.list.iter().filter_map(|e| e.down_until).min()
+    }
+
+    fn mark_down(&mut self, i: usize, now: Instant) {
+        let e = &mut self.list[i];
+        e.down_until = Some(now + e.backoff);
+        e.backoff = (e.backoff * 2).min(BACKOFF_MAX);
+    }
+
+    fn mark_up(&mut self, i: usize) {
+        let e = &mut self.list[i];
+        e.down_until = None;
+        e.backoff = BACKOFF_MIN;
+    }
+
+    fn next_id(&mut self) -> RoutingId {
+        self.last_id += 1;
+        let mut id = [0u8; 9];
+        id[0] = DIAL_ID_TAG;
+        id[1..].copy_from_slice(&self.last_id.to_be_bytes());
+        RoutingId::new(&id)
+    }
+}
+
+impl<P: AsRef<[u8]>> Core<P> {
+    /// Dial-out's pairing: each waiting client, oldest first, gets a connection of its own
+    /// to the least loaded endpoint that is up.
+    pub(super) fn try_dial(&mut self, now: Instant) {
+        for m in Mechanism::ALL {
+            while self.pair_slots_left() {
+                let Some(client) = self.pools.pop_waiting(m, &self.conns) else {
+                    break;
+                };
+                let Some(endpoint) = self.endpoints.choose(now) else {
+                    // Every endpoint is down: wait at the head of the queue for the first
+                    // to come back.
+                    self.pools.unpop_waiting(m, client);
+                    if let Some(at) = self.endpoints.next_retry() {
+                        self.timers.arm(at, client, TimerKind::Redial);
+                    }
+                    return;
+                };
+                self.dial(now, client, m, endpoint);
+            }
+        }
+    }
+
+    fn dial(&mut self, now: Instant, client: Key, m: Mechanism, endpoint: usize) {
+        let id = self.endpoints.next_id();
+        self.endpoints.list[endpoint].open += 1;
+        let mut conn = Conn::new(
+            Side::Backend,
+            id.clone(),
+            State::Connecting,
+            now,
+            &self.limits,
+        );
+        conn.dial = Some(super::dial::Dial {
+            client,
+            endpoint,
+            counted: true,
+        });
+        conn.connect_due = true;
+        let worker = self.conns.insert(conn);
+        self.backend_ids.insert(id, worker);
+        self.conns.get_mut(client).expect("live client").state = State::Dialing {
+            mechanism: m,
+            worker,
+        };
+        self.dialing += 1;
+        self.stats.dials += 1;
+        if let Some(t) = self.limits.connect_timeout {
+            self.timers.arm(now + t, worker, TimerKind::ConnectTimeout);
+        }
+        self.mark_ready(worker);
+    }
+
+    /// libzmq reports the TCP connection of a dialed worker: greet it.
+    pub(super) fn on_dialed(&mut self, key: Key) {
+        self.conns.get_mut(key).expect("live conn").state = State::WorkerHandshake;
+        self.send_owned(key, crate::zmtp::greeting_opening().to_vec());
+    }
+
+    /// A dialed worker greeted correctly: pair it with the client it was made for.
+    pub(super) fn on_dialed_greeting(&mut self, now: Instant, key: Key, m: Mechanism) {
+        let dial = self.conns.get(key).and_then(|c| c.dial).expect("dialed");
+        let client_state = self.conns.get(dial.client).map(|c| c.state);
+        match client_state {
+            Some(State::Dialing { mechanism, worker }) if worker == key && mechanism == m => {
+                self.endpoints.mark_up(dial.endpoint);
+                self.dialing -= 1;
+                self.stats.clients_waiting -= 1;
+                self.pair(now, dial.client, key, m);
+            }
+            Some(State::Dialing { worker, .. }) if worker == key => {
+                // The endpoint speaks another mechanism: a configuration error there.
+                self.stats.workers_rejected += 1;
+                self.abandon_dial(now, key, true);
+                self.start_close(now, key, false);
+            }
+            _ => self.start_close(now, key, false),
+        }
+    }
+
+    /// A dialed connection that has not paired yet is given up (it failed, or timed out):
+    /// its client goes back to the head of the queue, to be offered to another endpoint.
+    /// The caller closes or forgets the connection.
+    pub(super) fn abandon_dial(&mut self, now: Instant, key: Key, endpoint_failed: bool) {
+        let Some(dial) = self.conns.get(key).and_then(|c| c.dial) else {
+            return;
+        };
+        if endpoint_failed {
+            self.endpoints.mark_down(dial.endpoint, now);
+            self.stats.endpoints_down = self.endpoints.down_count(now);
+        }
+        let client = self.conns.get_mut(dial.client);
+        if let Some(c) = client {
+            if let State::Dialing { mechanism, worker } = c.state {
+                if worker == key {
+                    c.state = State::Waiting(mechanism);
+                    self.dialing -= 1;
+                    self.pools.unpop_waiting(mechanism, dial.client);
+                    self.try_pair(now);
+                }
+            }
+        }
+    }
+
+    /// A client that leaves while its worker connection is being made takes it along.
+    pub(super) fn drop_client_dial(&mut self, now: Instant, worker: Key) {
+        self.dialing -= 1;
+        self.start_close(now, worker, false);
+    }
+
+    /// A dialed connection stops counting towards its endpoint's load.
+    pub(super) fn release_endpoint(&mut self, key: Key) {
+        let Some(conn) = self.conns.get_mut(key) else {
+            return;
+        };
+        if let Some(d) = conn.dial.as_mut() {
+            if d.counted {
+                d.counted = false;
+                self.endpoints.list[d.endpoint].open -= 1;
+            }
+        }
+    }
+
+    pub(super) fn refresh_endpoint_health(&mut self, now: Instant) {
+        if self.endpoints.active() {
+            self.stats.endpoints_down = self.endpoints.down_count(now);
+        }
+    }
+}

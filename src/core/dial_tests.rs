@@ -1,0 +1,236 @@
+//! Dial-out, fail-ban and events in the core, without sockets.
+use super::*;
+
+const EP_A: &str = "tcp://10.0.0.1:5600";
+const EP_B: &str = "tcp://10.0.0.2:5600";
+
+fn dial_limits(endpoints: &[&str]) -> Limits {
+    Limits {
+        worker_endpoints: endpoints.iter().map(|e| e.to_string()).collect(),
+        connect_timeout: Some(Duration::from_millis(300)),
+        events: true,
+        ..Limits::default()
+    }
+}
+
+impl Sim {
+    fn recv_id(&mut self, side: Side, id: &[u8], data: &[u8]) {
+        self.core
+            .on_receive(self.now, side, id, data.to_vec(), |_| None);
+        self.flush();
+    }
+
+    /// The dialed worker connection `i` (in dial order) connects and greets.
+    fn dialed_worker_greets(&mut self, i: usize, m: Mechanism) -> Vec<u8> {
+        let wid = self.dials[i].1.clone();
+        self.recv_id(B, &wid, &[]);
+        assert_eq!(
+            self.got.get(&(B, wid.clone())).map(|v| v.as_slice()),
+            Some(&greeting_opening()[..]),
+            "the proxy greets the worker it dialed"
+        );
+        self.recv_id(B, &wid, &libzmq_greeting(m, false));
+        wid
+    }
+
+    fn events(&mut self) -> Vec<String> {
+        std::iter::from_fn(|| self.core.next_event())
+            .map(|e| e.to_text())
+            .collect()
+    }
+}
+
+#[test]
+fn a_screened_client_gets_a_worker_connection_of_its_own() {
+    let mut s = Sim::new(dial_limits(&[EP_A]));
+    s.client(1, CURVE);
+    assert_eq!(s.dials.len(), 1, "one zmq_connect for the client");
+    let (ep, wid) = s.dials[0].clone();
+    assert_eq!(ep, EP_A);
+    assert_eq!(wid.len(), 9);
+    assert_eq!(wid[0], 0x01, "never an id libzmq could assign (0x00...)");
+    assert_eq!(s.core.stats().dials, 1);
+    assert_eq!(s.core.stats().clients_waiting, 1);
+    s.dialed_worker_greets(0, CURVE);
+    let mut want_w = greeting_opening().to_vec();
+    want_w.extend_from_slice(&greeting_rest(CURVE, false));
+    want_w.extend_from_slice(&curve_hello());
+    assert_eq!(s.got[&(B, wid.clone())], want_w, "worker's view");
+    assert_eq!(s.core.stats().pairs_open, 1);
+    assert_eq!(s.core.stats().clients_waiting, 0);
+    // Bytes flow both ways.
+    s.recv_id(B, &wid, b"\x04\x07WELCOME");
+    assert!(s.got(F, 1).ends_with(b"\x04\x07WELCOME"));
+    s.recv(F, 1, b"more");
+    assert!(s.got[&(B, wid.clone())].ends_with(b"more"));
+}
+
+#[test]
+fn endpoints_with_fewest_pairs_are_chosen_and_ties_go_round() {
+    let mut s = Sim::new(dial_limits(&[EP_A, EP_B]));
+    for c in 1..=4 {
+        s.client(c, CURVE);
+    }
+    let eps: Vec<&str> = s.dials.iter().map(|(e, _)| e.as_str()).collect();
+    assert_eq!(eps, [EP_A, EP_B, EP_A, EP_B]);
+    // Client 1 (on A) and client 3 (on A) leave: A has fewer pairs, so the next two go there.
+    for i in 0..4 {
+        s.dialed_worker_greets(i, CURVE);
+    }
+    s.recv(F, 1, &[]);
+    s.recv(F, 3, &[]);
+    s.client(5, CURVE);
+    s.client(6, CURVE);
+    assert_eq!(s.dials[4].0, EP_A);
+    assert_eq!(s.dials[5].0, EP_A);
+}
+
+#[test]
+fn an_endpoint_that_does_not_answer_is_skipped_and_nothing_is_lost() {
+    let mut s = Sim::new(dial_limits(&[EP_A, EP_B]));
+    s.client(1, CURVE);
+    s.recv(F, 1, b"early bytes");
+    let (_, silent) = s.dials[0].clone();
+    s.advance(Duration::from_millis(301));
+    assert!(
+        s.closed.contains(&(B, silent.clone())),
+        "dropped with [id][]"
+    );
+    assert_eq!(s.core.stats().connect_timeouts, 1);
+    assert_eq!(s.core.stats().endpoints_down, 1);
+    assert_eq!(s.dials.len(), 2);
+    assert_eq!(s.dials[1].0, EP_B, "offered to the other endpoint");
+    let wid = s.dialed_worker_greets(1, CURVE);
+    let got = &s.got[&(B, wid)];
+    let mut hello_then_early = curve_hello();
+    hello_then_early.extend_from_slice(b"early bytes");
+    assert!(got.ends_with(&hello_then_early), "every byte, in order");
+    // While A is down new clients go to B; after its backoff A is tried again.
+    s.client(2, CURVE);
+    assert_eq!(s.dials[2].0, EP_B);
+    s.dialed_worker_greets(2, CURVE);
+    s.advance(Duration::from_millis(600));
+    assert_eq!(s.core.stats().endpoints_down, 0);
+    s.client(3, CURVE);
+    assert_eq!(s.dials[3].0, EP_A);
+}
+
+#[test]
+fn with_every_endpoint_down_clients_wait_for_the_first_to_come_back() {
+    let mut s = Sim::new(dial_limits(&[EP_A]));
+    s.refused.insert(EP_A.to_string());
+    s.client(1, CURVE);
+    assert_eq!(s.core.stats().endpoints_down, 1);
+    assert_eq!(s.core.stats().clients_waiting, 1);
+    assert!(s.dials.is_empty());
+    s.refused.clear();
+    s.advance(Duration::from_millis(501));
+    assert_eq!(s.dials.len(), 1, "retried after the backoff");
+    s.dialed_worker_greets(0, CURVE);
+    assert_eq!(s.core.stats().pairs_open, 1);
+}
+
+#[test]
+fn a_dialed_worker_leaving_is_closed_for_good_and_its_client_after_a_flush() {
+    let mut s = Sim::new(dial_limits(&[EP_A]));
+    s.client(1, CURVE);
+    let wid = s.dialed_worker_greets(0, CURVE);
+    s.recv_id(B, &wid, &[]);
+    assert!(
+        s.closed.contains(&(B, wid.clone())),
+        "libzmq would reconnect it by itself: closed with [id][]"
+    );
+    s.advance(Duration::from_millis(50));
+    assert!(s.is_closed(F, 1));
+    assert_eq!(s.core.connections(), 0);
+}
+
+#[test]
+fn a_client_leaving_while_its_worker_is_dialed_takes_the_connection_along() {
+    let mut s = Sim::new(dial_limits(&[EP_A]));
+    s.client(1, CURVE);
+    let (_, wid) = s.dials[0].clone();
+    s.recv(F, 1, &[]);
+    assert!(s.closed.contains(&(B, wid)));
+    assert_eq!(s.core.stats().clients_waiting, 0);
+    assert_eq!(s.core.connections(), 0);
+}
+
+#[test]
+fn connections_the_proxy_did_not_make_are_refused_in_dial_out() {
+    let mut s = Sim::new(dial_limits(&[EP_A]));
+    s.worker(7, CURVE);
+    assert!(s.is_closed(B, 7));
+    assert_eq!(s.core.stats().workers_rejected, 1);
+    assert_eq!(s.core.stats().workers_idle[CURVE.index()], 0);
+}
+
+#[test]
+fn events_report_pairs_and_refusals() {
+    let mut s = Sim::new(dial_limits(&[EP_A]));
+    s.addrs.insert(1, "192.0.2.7:51000".parse().unwrap());
+    s.addrs.insert(2, "192.0.2.8:51001".parse().unwrap());
+    s.client(1, CURVE);
+    let wid = s.dialed_worker_greets(0, CURVE);
+    let events = s.events();
+    assert_eq!(events, ["OPEN 1 192.0.2.7:51000 tcp://10.0.0.1:5600 CURVE"]);
+    // The worker completes its handshake (WELCOME, READY), then the client leaves.
+    let mut welcome = vec![0x04, 8, 7];
+    welcome.extend_from_slice(b"WELCOME");
+    let mut ready = vec![0x04, 6, 5];
+    ready.extend_from_slice(b"READY");
+    s.recv_id(B, &wid, &welcome);
+    s.recv_id(B, &wid, &ready);
+    s.recv(F, 1, &[]);
+    let events = s.events();
+    assert_eq!(events.len(), 1);
+    let f: Vec<&str> = events[0].split(' ').collect();
+    assert_eq!(f[..5], ["CLOSE", "1", "192.0.2.7:51000", EP_A, "CURVE"]);
+    assert_eq!(f[5], curve_hello().len().to_string(), "bytes up");
+    assert_eq!(
+        f[6],
+        (welcome.len() + ready.len()).to_string(),
+        "bytes down"
+    );
+    assert_eq!(f[8], "client-closed");
+    // A refused client.
+    s.connect(F, 2);
+    s.recv(F, 2, b"GET / HTTP/1.1\r\n\r\n");
+    assert_eq!(s.events(), ["REJECT 192.0.2.8:51001 bad-greeting"]);
+}
+
+#[test]
+fn failed_handshakes_ban_an_address_for_a_while() {
+    let mut limits = dial_limits(&[EP_A]);
+    limits.policy.fail_ban = Some(2);
+    limits.policy.fail_ban_time = Duration::from_millis(1000);
+    let mut s = Sim::new(limits);
+    for c in 1..=2 {
+        s.addrs.insert(c, "192.0.2.7:51000".parse().unwrap());
+        s.client(c, CURVE);
+        let wid = s.dialed_worker_greets(c as usize - 1, CURVE);
+        // The worker cannot open the HELLO (wrong server key) and closes at once.
+        s.recv_id(B, &wid, &[]);
+        let events = s.events();
+        assert!(
+            events.last().unwrap().ends_with("handshake-failed"),
+            "{events:?}"
+        );
+    }
+    assert_eq!(s.core.stats().handshakes_failed, 2);
+    s.addrs.insert(3, "192.0.2.7:51002".parse().unwrap());
+    s.connect(F, 3);
+    s.recv(F, 3, &libzmq_greeting(CURVE, false));
+    assert!(s.is_closed(F, 3), "banned");
+    assert_eq!(s.core.stats().reject_banned, 1);
+    assert_eq!(s.events().last().unwrap(), "REJECT 192.0.2.7:51002 banned");
+    // Another address is not affected; after the ban time the address is served again.
+    s.addrs.insert(4, "192.0.2.9:51000".parse().unwrap());
+    s.client(4, CURVE);
+    assert_eq!(s.dials.len(), 3);
+    s.dialed_worker_greets(2, CURVE);
+    s.advance(Duration::from_millis(1001));
+    s.addrs.insert(5, "192.0.2.7:51003".parse().unwrap());
+    s.client(5, CURVE);
+    assert_eq!(s.dials.len(), 4);
+}
