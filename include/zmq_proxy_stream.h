@@ -374,8 +374,9 @@ zmq_proxy_stream_t *zmq_proxy_stream_new(void);
 
 /**
  * Sets one ZMQ_PROXY_STREAM_* option, like zmq_setsockopt(): `value` points to an `int`
- * (size sizeof(int)), an `int64_t` (ZMQ_PROXY_STREAM_PAIR_BUFFER, size 8) or the
- * characters of a string (size its length; a trailing NUL is allowed). Returns 0, or -1
+ * (size sizeof(int)), an `int64_t` (ZMQ_PROXY_STREAM_PAIR_BUFFER, size 8), a `void *`
+ * socket (ZMQ_PROXY_STREAM_EVENTS, size sizeof(void *)) or the characters of a string
+ * (size its length; a trailing NUL is allowed). Returns 0, or -1
  * with errno EFAULT (NULL handle, or NULL value with non-zero size) or EINVAL (unknown
  * option, wrong size, value out of range); a refused call changes nothing.
  *
@@ -397,7 +398,10 @@ int zmq_proxy_stream_getopt(zmq_proxy_stream_t *proxy, int option, void *value, 
 
 /**
  * Runs a proxy with the handle's options: everything zmq_proxy_stream() says holds, and
- * EFAULT is also returned for a NULL handle.
+ * also -1 with errno EFAULT for a NULL handle; EINVAL when a ZMQ_PROXY_STREAM_EVENTS
+ * socket is not ZMQ_PUB, ZMQ_PUSH or ZMQ_PAIR (or is one of the other sockets), or when
+ * ZMQ_PROXY_STREAM_WORKER_ENDPOINT is set and the backend was bound or connected by the
+ * caller; ENOTSOCK when the events socket is not a socket.
  *
  * # Safety
  * `proxy` is NULL or a live handle; the sockets as for zmq_proxy_stream().

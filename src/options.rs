@@ -267,6 +267,48 @@ mod tests {
     }
 
     #[test]
+    fn dial_out_fail_ban_and_events_options() {
+        let mut o = Options::default();
+        assert_eq!(get_int(&o, ZMQ_PROXY_STREAM_CONNECT_TIMEOUT), 2000);
+        assert_eq!(get_int(&o, ZMQ_PROXY_STREAM_FAIL_BAN), 0);
+        assert_eq!(get_int(&o, ZMQ_PROXY_STREAM_FAIL_BAN_TIME), 60000);
+        let mut s = [0u8; 128];
+        assert_eq!(o.get(ZMQ_PROXY_STREAM_WORKER_ENDPOINT, &mut s), Ok(1));
+        o.set(ZMQ_PROXY_STREAM_WORKER_ENDPOINT, b"tcp://10.0.0.1:5600")
+            .unwrap();
+        o.set(ZMQ_PROXY_STREAM_WORKER_ENDPOINT, b"ipc:///run/w.sock\0")
+            .unwrap();
+        let n = o.get(ZMQ_PROXY_STREAM_WORKER_ENDPOINT, &mut s).unwrap();
+        assert_eq!(&s[..n], b"tcp://10.0.0.1:5600,ipc:///run/w.sock\0");
+        let e = Err(libc::EINVAL);
+        let before = o.clone();
+        assert_eq!(o.set(ZMQ_PROXY_STREAM_WORKER_ENDPOINT, b"10.0.0.1:5600"), e);
+        assert_eq!(o.set(ZMQ_PROXY_STREAM_WORKER_ENDPOINT, b"tcp://"), e);
+        assert_eq!(o.set(ZMQ_PROXY_STREAM_WORKER_ENDPOINT, b"tcp://a\nb"), e);
+        assert_eq!(
+            o.set(ZMQ_PROXY_STREAM_FAIL_BAN_TIME, &0i32.to_ne_bytes()),
+            e
+        );
+        assert_eq!(o.set(ZMQ_PROXY_STREAM_FAIL_BAN, &(-1i32).to_ne_bytes()), e);
+        assert_eq!(o.set(ZMQ_PROXY_STREAM_EVENTS, &1i32.to_ne_bytes()), e);
+        assert_eq!(o, before);
+        o.set(ZMQ_PROXY_STREAM_WORKER_ENDPOINT, b"").unwrap();
+        assert!(o.limits.worker_endpoints.is_empty());
+        o.set(ZMQ_PROXY_STREAM_FAIL_BAN, &3i32.to_ne_bytes())
+            .unwrap();
+        assert_eq!(o.limits.policy.fail_ban, Some(3));
+        o.set(ZMQ_PROXY_STREAM_CONNECT_TIMEOUT, &0i32.to_ne_bytes())
+            .unwrap();
+        assert_eq!(o.limits.connect_timeout, None);
+        let socket = 0x1234usize;
+        o.set(ZMQ_PROXY_STREAM_EVENTS, &socket.to_ne_bytes())
+            .unwrap();
+        let mut p = [0u8; std::mem::size_of::<usize>()];
+        assert_eq!(o.get(ZMQ_PROXY_STREAM_EVENTS, &mut p), Ok(p.len()));
+        assert_eq!(usize::from_ne_bytes(p), socket);
+    }
+
+    #[test]
     fn bad_options_and_values_are_einval_and_change_nothing() {
         let mut o = Options::default();
         let before = o.clone();

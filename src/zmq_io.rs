@@ -121,6 +121,24 @@ impl SocketRef {
         Self::check(rc).map(|_| value)
     }
 
+    /// Whether the socket was ever bound or connected (ZMQ_LAST_ENDPOINT is set).
+    pub fn has_endpoint(&self) -> Result<bool, Errno> {
+        let mut value = [0u8; 256];
+        let mut size = value.len();
+        // SAFETY: value and size are valid for writes and size is value's size.
+        let rc = unsafe {
+            zmq_sys::zmq_getsockopt(
+                self.0,
+                zmq_sys::ZMQ_LAST_ENDPOINT as c_int,
+                value.as_mut_ptr() as *mut c_void,
+                &mut size,
+            )
+        };
+        Self::check(rc)?;
+        // An empty endpoint is a lone NUL.
+        Ok(size > 1)
+    }
+
     pub fn socket_type(&self) -> Result<c_int, Errno> {
         self.get_int(zmq_sys::ZMQ_TYPE)
     }

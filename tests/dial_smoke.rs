@@ -89,3 +89,62 @@ fn a_curve_client_is_served_by_a_bound_worker_the_proxy_dials() {
     control.send("TERMINATE", 0).unwrap();
     assert_eq!(proxy.join().unwrap(), 0);
 }
+
+/// Runs a handle with `options` on fresh STREAM sockets; `bind_backend` binds the backend
+/// first. Returns (rc, errno).
+fn run_with(options: &[(i32, Vec<u8>)], bind_backend: bool) -> (i32, i32) {
+    let ctx = zmq::Context::new();
+    let mut f = ctx.socket(zmq::STREAM).unwrap();
+    let mut b = ctx.socket(zmq::STREAM).unwrap();
+    f.set_linger(0).unwrap();
+    b.set_linger(0).unwrap();
+    if bind_backend {
+        b.bind("tcp://127.0.0.1:0").unwrap();
+    }
+    // SAFETY: live sockets and a handle made, used and destroyed here; a run that is
+    // refused returns at once.
+    unsafe {
+        let mut h = zmq_proxy_stream::ffi::zmq_proxy_stream_new();
+        for (option, value) in options {
+            let rc = zmq_proxy_stream::ffi::zmq_proxy_stream_setopt(
+                h,
+                *option,
+                value.as_ptr() as *const c_void,
+                value.len(),
+            );
+            assert_eq!(rc, 0);
+        }
+        let rc = zmq_proxy_stream::ffi::zmq_proxy_stream_run(
+            h,
+            f.as_mut_ptr(),
+            b.as_mut_ptr(),
+            std::ptr::null_mut(),
+        );
+        let errno = std::io::Error::last_os_error().raw_os_error().unwrap();
+        zmq_proxy_stream::ffi::zmq_proxy_stream_destroy(&mut h);
+        (rc, errno)
+    }
+}
+
+#[test]
+fn a_dial_out_backend_the_caller_bound_is_einval() {
+    let ep = b"tcp://127.0.0.1:1".to_vec();
+    assert_eq!(
+        run_with(&[(ZMQ_PROXY_STREAM_WORKER_ENDPOINT, ep)], true),
+        (-1, libc::EINVAL)
+    );
+}
+
+#[test]
+fn an_events_socket_that_cannot_send_is_einval() {
+    let ctx = zmq::Context::new();
+    let mut sub = ctx.socket(zmq::SUB).unwrap();
+    let ptr = sub.as_mut_ptr() as usize;
+    assert_eq!(
+        run_with(
+            &[(ZMQ_PROXY_STREAM_EVENTS, ptr.to_ne_bytes().to_vec())],
+            true
+        ),
+        (-1, libc::EINVAL)
+    );
+}

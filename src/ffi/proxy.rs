@@ -32,6 +32,10 @@ pub(super) fn run_checked(
     let events =
         (options.events != 0).then(|| unsafe { SocketRef::new(options.events as *mut c_void) });
     let sockets = check_sockets(f, b, c, events)?;
+    if !options.limits.worker_endpoints.is_empty() && b.has_endpoint()? {
+        // Dial-out: connections the caller made would be refused one by one; say so at once.
+        return Err(libc::EINVAL);
+    }
     let mut limits = options.limits.clone();
     limits.events = events.is_some();
     Driver::new(sockets, limits).run()?;
