@@ -7,7 +7,7 @@ use std::time::Instant;
 use crate::control::{reply_for, Command, ControlKind, Reply};
 use crate::core::{Chunk, Core, Limits, PeerInfo, SendOutcome, Side, TransmitKind};
 use crate::zmq_io::{
-    force_shutdown, half_close, peer_address, peer_alive, poll, tcp_bytes_acked, Errno, Msg,
+    force_shutdown, half_close, local_address, peer_address, peer_alive, poll, tcp_bytes_acked, Errno, Msg,
     SocketRef, EFSM, ETERM, ZMQ_DONTWAIT, ZMQ_POLLIN, ZMQ_SNDMORE,
 };
 
@@ -173,6 +173,7 @@ impl Driver {
                 msg.source_fd().map(|fd| PeerInfo {
                     fd,
                     addr: peer_address(fd),
+                    local: local_address(fd),
                 })
             });
             // Forward at once: the common case is one chunk in, one chunk out, zero-copy.

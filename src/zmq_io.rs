@@ -248,11 +248,24 @@ pub fn tcp_bytes_acked(fd: i32) -> Option<u64> {
 
 /// The remote address of the TCP socket `fd`, if it is one.
 pub fn peer_address(fd: i32) -> Option<std::net::SocketAddr> {
+    socket_address(fd, libc::getpeername)
+}
+
+/// The local address of the TCP socket `fd`, if it is one.
+pub fn local_address(fd: i32) -> Option<std::net::SocketAddr> {
+    socket_address(fd, libc::getsockname)
+}
+
+type NameCall =
+    unsafe extern "C" fn(libc::c_int, *mut libc::sockaddr, *mut libc::socklen_t) -> libc::c_int;
+
+fn socket_address(fd: i32, call: NameCall) -> Option<std::net::SocketAddr> {
     let mut storage: libc::sockaddr_storage = unsafe_zeroed();
     let mut len = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
-    // SAFETY: storage is large enough for any address and len says how large it is.
+    // SAFETY: storage is large enough for any address and len says how large it is; call is
+    // getpeername or getsockname, which only write there.
     let rc = unsafe {
-        libc::getpeername(
+        call(
             fd,
             &mut storage as *mut libc::sockaddr_storage as *mut libc::sockaddr,
             &mut len,
@@ -284,12 +297,15 @@ fn unsafe_zeroed() -> libc::sockaddr_storage {
 }
 
 /// Whether the TCP connection behind `peer` is still there: its descriptor still names a
-/// connected socket to the same remote address. A descriptor closed by libzmq, or reused for
+/// connected socket with the same remote and local addresses. A descriptor closed by libzmq, or reused for
 /// another connection, answers false. Unknown (no address recorded) counts as alive.
 pub fn peer_alive(peer: crate::core::PeerInfo) -> bool {
     match peer.addr {
         None => true,
-        Some(addr) => peer_address(peer.fd) == Some(addr),
+        Some(addr) => {
+            peer_address(peer.fd) == Some(addr)
+                && (peer.local.is_none() || local_address(peer.fd) == peer.local)
+        }
     }
 }
 

@@ -59,6 +59,9 @@ pub enum Side {
 pub struct PeerInfo {
     pub fd: i32,
     pub addr: Option<std::net::SocketAddr>,
+    /// The local end: with `addr`, it names the TCP connection, so a descriptor number that
+    /// libzmq reused for another connection (to the same dialed worker, say) is recognised.
+    pub local: Option<std::net::SocketAddr>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -452,12 +455,15 @@ impl<P: AsRef<[u8]>> Core<P> {
             }
             State::Closing { .. } if dialed => {
                 // libzmq would connect it again by itself: the close request must still go.
+                // The TCP connection is gone: its descriptor is no longer ours to look at.
+                let linger = self.limits.close_linger;
                 if let Some(c) = self.conns.get_mut(key) {
                     c.state = State::Closing {
                         flush: false,
-                        deadline: now,
+                        deadline: now + linger,
                     };
                     c.out.clear();
+                    c.peer = None;
                 }
                 self.mark_ready(key);
                 return;

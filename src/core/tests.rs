@@ -60,7 +60,11 @@ impl Sim {
         let addr = self.addrs.get(&n).copied();
         self.core
             .on_receive(self.now, side, &id(n), data.to_vec(), |_| {
-                Some(PeerInfo { fd: n as i32, addr })
+                Some(PeerInfo {
+                    fd: n as i32,
+                    addr,
+                    local: None,
+                })
             });
         self.flush();
     }
