@@ -15,8 +15,11 @@ fn arms_with_figures<'a>(key: &str, ran: &[&'a str]) -> Vec<&'a str> {
     } else if key.starts_with("cpu_per_gb") {
         brokers
     } else if key == "memory_per_idle_pair" {
-        // The memory measurement skips stream-bp (its cell says so).
-        brokers.into_iter().filter(|a| *a != "stream-bp").collect()
+        // The memory measurement skips stream-bp and stream-dial (their cells say so).
+        brokers
+            .into_iter()
+            .filter(|a| *a != "stream-bp" && *a != "stream-dial")
+            .collect()
     } else if key == "memory_stream_baseline" {
         vec!["stream"]
     } else if key.starts_with("latency_added")
@@ -51,7 +54,7 @@ fn benchmark_runs_in_smoke_mode() {
     assert!(report.errors.is_empty(), "errors: {:#?}", report.errors);
 
     let ran: Vec<&str> = report.arms_run.iter().map(String::as_str).collect();
-    for arm in ["direct", "stream", "stream-bp", "steerable"] {
+    for arm in ["direct", "stream", "stream-bp", "stream-dial", "steerable"] {
         assert!(
             ran.contains(&arm),
             "arm {arm} ran; skipped: {:?}",
@@ -87,7 +90,7 @@ fn benchmark_runs_in_smoke_mode() {
         .map(str::trim)
         .collect();
     let column = |arm: &str| header.iter().position(|h| *h == arm).expect("arm column");
-    for arm in ["direct", "stream", "stream-bp", "steerable", "haproxy"] {
+    for arm in ["direct", "stream", "stream-bp", "stream-dial", "steerable", "haproxy"] {
         column(arm);
     }
     let rows: Vec<Vec<&str>> = lines

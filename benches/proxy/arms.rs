@@ -1,9 +1,10 @@
-//! The arms: one way from a client to a worker (direct, stream, stream-bp, steerable, haproxy).
+//! The arms: one way from a client to a worker (direct, stream, stream-bp, stream-dial,
+//! steerable, haproxy).
 
 use super::client::connect_clients;
 use super::cpu::CpuProbe;
 use super::haproxy::{tcp_port, Haproxy};
-use super::inproc_proxy::{start_steerable_proxy, start_stream_proxy, InProcProxy};
+use super::inproc_proxy::{start_steerable_proxy, start_stream_proxy, InProcProxy, StreamKind};
 use super::options::Plan;
 use super::worker::{curve_worker_socket, Worker};
 use super::zmq_ctx::{endpoint_of, zerr};
@@ -43,12 +44,32 @@ pub(crate) fn start_arm(
             }
         }
         "stream" | "stream-bp" => {
-            let p = start_stream_proxy(name == "stream-bp")?;
+            let kind = if name == "stream-bp" {
+                StreamKind::Backpressure
+            } else {
+                StreamKind::Plain
+            };
+            let p = start_stream_proxy(kind)?;
             let w = curve_worker_socket(&wctx, keys)?;
             w.set_immediate(true).map_err(zerr("immediate"))?;
             for _ in 0..plan.stream_slots {
                 w.connect(&p.backend).map_err(zerr("worker connect"))?;
             }
+            Arm {
+                name,
+                endpoint: p.frontend,
+                server_public: keys.public_key,
+                probe: Some(p.probe),
+                _proxy: Some(p.proxy),
+                _haproxy: None,
+                worker: Worker::spawn(w),
+            }
+        }
+        "stream-dial" => {
+            // A bound worker the proxy dials, one connection per client.
+            let w = curve_worker_socket(&wctx, keys)?;
+            w.bind("tcp://127.0.0.1:0").map_err(zerr("worker bind"))?;
+            let p = start_stream_proxy(StreamKind::DialOut(endpoint_of(&w)?))?;
             Arm {
                 name,
                 endpoint: p.frontend,

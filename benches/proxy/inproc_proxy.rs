@@ -91,9 +91,30 @@ struct OptionsHandle(*mut zmq_proxy_stream::ffi::zmq_proxy_stream_t);
 // moved to the proxy thread, which alone uses it from then on.
 unsafe impl Send for OptionsHandle {}
 
+/// How an in-process `zmq_proxy_stream` runs.
+#[derive(Clone, Debug)]
+pub(crate) enum StreamKind {
+    /// `zmq_proxy_stream()` with defaults; workers connect to the backend (arm `stream`).
+    Plain,
+    /// ZMQ_PROXY_STREAM_BACKPRESSURE 1 (arm `stream-bp`).
+    Backpressure,
+    /// ZMQ_PROXY_STREAM_WORKER_ENDPOINT: the proxy dials this bound worker (arm `stream-dial`).
+    DialOut(String),
+}
+
+impl StreamKind {
+    fn name(&self) -> &'static str {
+        match self {
+            StreamKind::Plain => "stream",
+            StreamKind::Backpressure => "stream-bp",
+            StreamKind::DialOut(_) => "stream-dial",
+        }
+    }
+}
+
 impl OptionsHandle {
-    /// A handle with default options but ZMQ_PROXY_STREAM_BACKPRESSURE set to 1.
-    fn with_backpressure() -> Result<OptionsHandle, String> {
+    /// A handle with default options but one set to `value` (an int or a string).
+    fn with(option: std::os::raw::c_int, value: &[u8]) -> Result<OptionsHandle, String> {
         let h = OptionsHandle(zmq_proxy_stream::ffi::zmq_proxy_stream_new());
         if h.0.is_null() {
             return Err(format!(
@@ -101,19 +122,18 @@ impl OptionsHandle {
                 std::io::Error::last_os_error()
             ));
         }
-        let on: std::os::raw::c_int = 1;
-        // SAFETY: a live handle; `on` is an int of the size given.
+        // SAFETY: a live handle; `value` is readable for the size given.
         let rc = unsafe {
             zmq_proxy_stream::ffi::zmq_proxy_stream_setopt(
                 h.0,
-                zmq_proxy_stream::api::ZMQ_PROXY_STREAM_BACKPRESSURE,
-                (&on as *const std::os::raw::c_int).cast(),
-                std::mem::size_of_val(&on),
+                option,
+                value.as_ptr().cast(),
+                value.len(),
             )
         };
         if rc != 0 {
             return Err(format!(
-                "setopt ZMQ_PROXY_STREAM_BACKPRESSURE: {}",
+                "setopt {option}: {}",
                 std::io::Error::last_os_error()
             ));
         }
@@ -132,14 +152,21 @@ impl Drop for OptionsHandle {
     }
 }
 
-/// Starts `zmq_proxy_stream` (arm `stream`), or, with `backpressure`, a run through an options
-/// handle with ZMQ_PROXY_STREAM_BACKPRESSURE 1 (arm `stream-bp`).
-pub(crate) fn start_stream_proxy(backpressure: bool) -> Result<StreamProxy, String> {
-    let name = if backpressure { "stream-bp" } else { "stream" };
-    let handle = if backpressure {
-        Some(OptionsHandle::with_backpressure()?)
-    } else {
-        None
+/// Starts `zmq_proxy_stream` as `kind` says: plain (arm `stream`), or through an options
+/// handle (arms `stream-bp` and `stream-dial`; the latter's backend is not bound).
+pub(crate) fn start_stream_proxy(kind: StreamKind) -> Result<StreamProxy, String> {
+    use zmq_proxy_stream::api::{ZMQ_PROXY_STREAM_BACKPRESSURE, ZMQ_PROXY_STREAM_WORKER_ENDPOINT};
+    let name = kind.name();
+    let handle = match &kind {
+        StreamKind::Plain => None,
+        StreamKind::Backpressure => Some(OptionsHandle::with(
+            ZMQ_PROXY_STREAM_BACKPRESSURE,
+            &1i32.to_ne_bytes(),
+        )?),
+        StreamKind::DialOut(ep) => Some(OptionsHandle::with(
+            ZMQ_PROXY_STREAM_WORKER_ENDPOINT,
+            ep.as_bytes(),
+        )?),
     };
     let prefix = NEXT_PREFIX.fetch_add(1, Ordering::Relaxed);
     let ctx = RawCtx::new(Some(prefix), None)?;
@@ -148,10 +175,15 @@ pub(crate) fn start_stream_proxy(backpressure: bool) -> Result<StreamProxy, Stri
     frontend
         .bind("tcp://127.0.0.1:0")
         .map_err(zerr("frontend bind"))?;
-    backend
-        .bind("tcp://127.0.0.1:0")
-        .map_err(zerr("backend bind"))?;
-    let (fe, be) = (endpoint_of(&frontend)?, endpoint_of(&backend)?);
+    let be = if let StreamKind::DialOut(ep) = &kind {
+        ep.clone()
+    } else {
+        backend
+            .bind("tcp://127.0.0.1:0")
+            .map_err(zerr("backend bind"))?;
+        endpoint_of(&backend)?
+    };
+    let fe = endpoint_of(&frontend)?;
     let (ours, mut theirs) = control_pair(&ctx, prefix)?;
     let (mut frontend, mut backend) = (frontend, backend);
     // The sockets (and the handle) move to the proxy thread (the zmq crate's sockets are

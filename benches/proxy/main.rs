@@ -12,6 +12,9 @@
 //! - `stream-bp`: the same, run through an options handle (`zmq_proxy_stream_new`/`_setopt`/
 //!   `_run`) with ZMQ_PROXY_STREAM_BACKPRESSURE 1: a slow destination holds its source back
 //!   instead of the pair being closed (not in the memory rows: its idle pairs are `stream`'s);
+//! - `stream-dial`: dial-out, through an options handle with ZMQ_PROXY_STREAM_WORKER_ENDPOINT:
+//!   the worker binds a CURVE ROUTER and the proxy connects to it once per client (not in the
+//!   memory rows either);
 //! - `steerable`: through libzmq's `zmq_proxy_steerable` on a thread of this process with a CURVE
 //!   ROUTER frontend (CURVE ends at the broker), a DEALER backend and a NULL ROUTER worker;
 //! - `haproxy`: through HAProxy in TCP mode (a child process) in front of a CURVE ROUTER worker,

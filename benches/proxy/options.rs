@@ -6,7 +6,14 @@ use std::time::Duration;
 use super::stats::Stat;
 
 /// All arms, in table order.
-pub(crate) const ARMS: [&str; 5] = ["direct", "stream", "stream-bp", "steerable", "haproxy"];
+pub(crate) const ARMS: [&str; 6] = [
+    "direct",
+    "stream",
+    "stream-bp",
+    "stream-dial",
+    "steerable",
+    "haproxy",
+];
 pub(crate) const SIZES: [usize; 4] = [64, 1024, 8192, 65536];
 pub(crate) const CLIENT_COUNTS: [usize; 2] = [1, 16];
 pub(crate) const LATENCY_SIZES: [usize; 2] = [64, 8192];
@@ -93,7 +100,7 @@ pub(crate) struct Opts {
 
 pub(crate) const USAGE: &str =
     "usage: cargo bench --bench proxy -- [--quick | --smoke] [--json PATH] \
-[--rounds N] [--stat median|best] [--arms direct,stream,stream-bp,steerable,haproxy]";
+[--rounds N] [--stat median|best] [--arms direct,stream,stream-bp,stream-dial,steerable,haproxy]";
 
 pub(crate) fn parse_opts(args: &[String]) -> Result<Opts, String> {
     let mut opts = Opts {

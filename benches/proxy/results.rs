@@ -18,7 +18,7 @@ pub(crate) struct Results {
     pub(crate) errors: Vec<String>,
 }
 
-/// Said in the memory row's stream-bp cell (and a note line under the table).
+/// Said in the memory row's stream-bp and stream-dial cells (and a note under the table).
 pub(crate) const MEMORY_SKIPPED_STREAM_BP: &str = "not measured";
 
 pub(crate) fn build_metrics(res: &Results, arms: &[&'static str], stat: Stat) -> Vec<Metric> {
@@ -186,9 +186,10 @@ pub(crate) fn build_metrics(res: &Results, arms: &[&'static str], stat: Stat) ->
             mem.values.insert(kind, rec.per_pair_kib());
         }
     }
-    if arms.contains(&"stream-bp") {
-        mem.notes
-            .insert("stream-bp", MEMORY_SKIPPED_STREAM_BP.into());
+    for arm in ["stream-bp", "stream-dial"] {
+        if arms.contains(&arm) {
+            mem.notes.insert(arm, MEMORY_SKIPPED_STREAM_BP.into());
+        }
     }
     out.push(mem);
     if let Some(base) = res.memory.get("stream-baseline") {

@@ -6,10 +6,12 @@ use super::metric::Metric;
 use super::options::ARMS;
 use super::stats::Stat;
 
-pub(crate) const RATIOS: [(&str, &str); 6] = [
+pub(crate) const RATIOS: [(&str, &str); 8] = [
     ("stream", "direct"),
     ("stream", "steerable"),
     ("stream-bp", "steerable"),
+    ("stream-dial", "direct"),
+    ("stream-dial", "steerable"),
     ("steerable", "direct"),
     ("haproxy", "direct"),
     ("haproxy", "steerable"),

@@ -408,7 +408,7 @@ impl<P: AsRef<[u8]>> Core<P> {
                 conn.relayed += data.as_ref().len() as u64;
                 if let Some(watch) = conn.watch.as_mut() {
                     if watch.feed(data.as_ref()) != HandshakeState::Running {
-                        self.on_worker_handshake(now, key);
+                        self.on_worker_handshake(key);
                     }
                 }
                 let dest = self.conns.get_mut(partner).expect("partner of a live pair");
@@ -559,7 +559,7 @@ impl<P: AsRef<[u8]>> Core<P> {
     }
 
     /// A paired worker's handshake completed (READY) or failed (ERROR).
-    fn on_worker_handshake(&mut self, now: Instant, key: Key) {
+    fn on_worker_handshake(&mut self, key: Key) {
         let conn = self.conns.get_mut(key).expect("live conn");
         let Some(watch) = conn.watch.take() else {
             return;
@@ -573,7 +573,6 @@ impl<P: AsRef<[u8]>> Core<P> {
                 self.failures.remove(&ip);
             }
         }
-        let _ = now;
     }
 
     fn client_ip(&self, client: Key) -> Option<std::net::IpAddr> {
