@@ -1,8 +1,10 @@
 /*
- * worker.c: a CURVE echo worker that dials in to a zmq_proxy_stream() backend.
+ * worker.c: a CURVE echo worker behind zmq_proxy_stream(), in either topology.
  *
  *   worker [--backend EP] [--connections N] [--secret-key Z85] [--max-seconds S]
- *          [--name NAME] [--verbose]
+ *          [--name NAME] [--verbose]                        dial-in: connects to the proxy
+ *   worker --bind EP [--secret-key Z85] [--max-seconds S]
+ *          [--name NAME] [--verbose]                        dial-out: the proxy connects here
  *
  * The server's secret key comes from --secret-key or, better (it then stays out of `ps`),
  * from the environment variable STREAMQ_SERVER_SECRET. Every message received is sent back
@@ -23,8 +25,16 @@
  *    out while the slot waited for a client), after which libzmq reconnects by itself, so a
  *    zmq_connect() there would add a slot each time.
  *
- * Prints "worker NAME: ready, N/N connections up ..." once N connections are established,
- * and a summary line when it stops. Stops cleanly (exit 0) on SIGINT/SIGTERM or when
+ * Dial-out (--bind EP): one ROUTER, a CURVE server, bound at EP, for a broker run with
+ * ZMQ_PROXY_STREAM_WORKER_ENDPOINT EP (broker --worker-endpoint EP). The proxy makes one
+ * connection per client and closes it when that client leaves. A client with a wrong server
+ * key costs this worker that one connection and nothing else: the ROUTER keeps listening,
+ * so there is nothing to watch or reconnect (the monitor only counts sessions). A TCP port
+ * of * lets the OS choose; the endpoint really bound is printed.
+ *
+ * Prints "worker NAME: ready, N/N connections up ..." once N connections are established
+ * (dial-in) or "worker NAME: ready, bound to EP" (dial-out), and a summary line when it
+ * stops. Stops cleanly (exit 0) on SIGINT/SIGTERM or when
  * --max-seconds have passed; exit 2 on bad arguments or a setup error.
  */
 #define _POSIX_C_SOURCE 200809L
@@ -44,8 +54,9 @@ typedef struct
     int verbose;
     void *router;
     const char *backend;
+    int bound;  /* dial-out: `backend` is the endpoint bound; no slots to keep */
     long slots; /* connections to keep: N */
-    long connected, disconnected, handshakes_ok;
+    long connected, accepted, disconnected, handshakes_ok;
     long failed_protocol, failed_auth, failed_no_detail, reconnects;
     long messages, frames;
     long long bytes;
@@ -57,8 +68,12 @@ static void usage (FILE *out)
     fprintf (out,
              "usage: worker [--backend EP] [--connections N] [--secret-key Z85]\n"
              "              [--max-seconds S] [--name NAME] [--verbose]\n"
-             "  --backend EP       the proxy's backend (default %s)\n"
-             "  --connections N    worker slots: connections to EP (default 1)\n"
+             "       worker --bind EP [--secret-key Z85] [--max-seconds S] [--name NAME]\n"
+             "              [--verbose]\n"
+             "  --backend EP       dial-in: the proxy's backend to connect to (default %s)\n"
+             "  --connections N    dial-in: worker slots, connections to EP (default 1)\n"
+             "  --bind EP          dial-out: bind here and let the proxy connect\n"
+             "                     (broker --worker-endpoint EP); port * picks a free port\n"
              "  --secret-key Z85   CURVE server secret key (or env %s)\n"
              "  --max-seconds S    stop after S seconds (default 0: run until SIGINT/SIGTERM)\n"
              "  --name NAME        name used in the output (default worker-PID)\n"
@@ -70,6 +85,7 @@ static const char *event_name (uint16_t event)
 {
     switch (event) {
         case ZMQ_EVENT_CONNECTED: return "CONNECTED";
+        case ZMQ_EVENT_ACCEPTED: return "ACCEPTED";
         case ZMQ_EVENT_CONNECT_DELAYED: return "CONNECT_DELAYED";
         case ZMQ_EVENT_CONNECT_RETRIED: return "CONNECT_RETRIED";
         case ZMQ_EVENT_CLOSED: return "CLOSED";
@@ -83,9 +99,16 @@ static const char *event_name (uint16_t event)
     }
 }
 
-/* Replaces a connection that libzmq ended for good. */
+/* Replaces a connection that libzmq ended for good (dial-in only: a bound worker loses
+ * only the one accepted connection, and the proxy dials a new one for its next client). */
 static void replace_slot (worker_t *w, const char *why, uint32_t value)
 {
+    if (w->bound) {
+        printf ("worker %s: handshake failed (%s, 0x%x): that connection is gone,"
+                " still bound to %s\n",
+                w->name, why, (unsigned) value, w->backend);
+        return;
+    }
     if (zmq_connect (w->router, w->backend) == 0) {
         w->reconnects++;
         printf ("worker %s: handshake failed (%s, 0x%x): connection ended for good,"
@@ -136,6 +159,7 @@ static int handle_monitor_event (worker_t *w, void *monitor)
                         w->connected, w->slots, w->backend);
             }
             break;
+        case ZMQ_EVENT_ACCEPTED: w->accepted++; break;
         case ZMQ_EVENT_DISCONNECTED: w->disconnected++; break;
         case ZMQ_EVENT_HANDSHAKE_SUCCEEDED: w->handshakes_ok++; break;
         case ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL:
@@ -195,6 +219,8 @@ int main (int argc, char **argv)
     memset (&w, 0, sizeof w);
     w.backend = DEFAULT_BACKEND;
     w.slots = 1;
+    const char *bind_ep = NULL;
+    int backend_given = 0, connections_given = 0;
     const char *secret = getenv (SECRET_ENV);
     double max_seconds = 0.0;
     char default_name[32];
@@ -215,11 +241,15 @@ int main (int argc, char **argv)
             return 2;
         } else if (strcmp (arg, "--backend") == 0) {
             w.backend = value;
+            backend_given = 1;
         } else if (strcmp (arg, "--connections") == 0) {
             if (parse_long (value, 1, 10000, &w.slots) != 0) {
                 fprintf (stderr, "worker: bad --connections %s\n", value);
                 return 2;
             }
+            connections_given = 1;
+        } else if (strcmp (arg, "--bind") == 0) {
+            bind_ep = value;
         } else if (strcmp (arg, "--secret-key") == 0) {
             secret = value;
         } else if (strcmp (arg, "--max-seconds") == 0) {
@@ -234,6 +264,11 @@ int main (int argc, char **argv)
             return 2;
         }
         i++;
+    }
+    if (bind_ep != NULL && (backend_given || connections_given)) {
+        fprintf (stderr, "worker: --bind (dial-out) excludes --backend and --connections"
+                         " (dial-in)\n");
+        return 2;
     }
     if (!is_z85_key (secret)) {
         fprintf (stderr, "worker: need a Z85 CURVE secret key (--secret-key or %s)\n",
@@ -267,6 +302,8 @@ int main (int argc, char **argv)
     int events = ZMQ_EVENT_CONNECTED | ZMQ_EVENT_DISCONNECTED | ZMQ_EVENT_HANDSHAKE_SUCCEEDED
                  | ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL | ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL
                  | ZMQ_EVENT_HANDSHAKE_FAILED_AUTH;
+    if (bind_ep != NULL)
+        events |= ZMQ_EVENT_ACCEPTED;
     if (w.verbose)
         events |= ZMQ_EVENT_CONNECT_RETRIED | ZMQ_EVENT_CONNECT_DELAYED | ZMQ_EVENT_CLOSED;
     if (zmq_socket_monitor (w.router, monitor_ep, events) != 0) {
@@ -280,6 +317,20 @@ int main (int argc, char **argv)
     }
     set_int_option (monitor, ZMQ_LINGER, 0, "ZMQ_LINGER");
 
+    /* Dial-out: the endpoint really bound (port * resolved), for the output and the
+     * broker's --worker-endpoint. */
+    char bound[256];
+    if (bind_ep != NULL) {
+        size_t size = sizeof bound;
+        if (zmq_bind (w.router, bind_ep) != 0
+            || zmq_getsockopt (w.router, ZMQ_LAST_ENDPOINT, bound, &size) != 0) {
+            fprintf (stderr, "worker: cannot bind %s: %s\n", bind_ep, zmq_strerror (errno));
+            return 2;
+        }
+        w.bound = 1;
+        w.backend = bound;
+        w.slots = 0;
+    }
     for (long i = 0; i < w.slots; i++) {
         if (zmq_connect (w.router, w.backend) != 0) {
             fprintf (stderr, "worker: zmq_connect %s: %s\n", w.backend, zmq_strerror (errno));
@@ -287,8 +338,14 @@ int main (int argc, char **argv)
         }
     }
     install_stop_handlers ();
-    printf ("worker %s: CURVE server %s, %ld connections to %s\n", w.name, public_key, w.slots,
-            w.backend);
+    if (w.bound) {
+        printf ("worker %s: CURVE server %s, bound to %s\n", w.name, public_key, w.backend);
+        printf ("worker %s: ready, bound to %s\n", w.name, w.backend);
+        w.ready_printed = 1;
+    } else {
+        printf ("worker %s: CURVE server %s, %ld connections to %s\n", w.name, public_key,
+                w.slots, w.backend);
+    }
 
     int64_t deadline = max_seconds > 0 ? now_ms () + (int64_t) (max_seconds * 1000.0) : 0;
     const char *why = "signal";
@@ -335,8 +392,11 @@ int main (int argc, char **argv)
     zmq_ctx_term (ctx);
     printf ("worker %s: stopped (%s): echoed %ld messages (%ld frames, %lld bytes incl. ids),"
             " %ld sessions, handshake failures protocol=%ld auth=%ld no_detail=%ld,"
-            " reconnects=%ld\n",
+            " reconnects=%ld",
             w.name, failed ? "error" : why, w.messages, w.frames, w.bytes, w.handshakes_ok,
             w.failed_protocol, w.failed_auth, w.failed_no_detail, w.reconnects);
+    if (w.bound)
+        printf (", accepted=%ld", w.accepted);
+    printf ("\n");
     return failed ? 1 : 0;
 }

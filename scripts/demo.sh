@@ -9,8 +9,16 @@
 #   - 4 clients (CURVE clients, DEALER, fresh key pairs) in parallel, each sending
 #     DEMO_REQUESTS requests (default 50) of 0 B .. 256 KiB, some multipart, and checking
 #     every reply byte for byte;
-# then asks the broker for STATISTICS, sends TERMINATE, stops the workers and prints a
-# summary. Exit status 0 only when every client succeeded and the broker returned 0.
+# then asks the broker for STATISTICS, sends TERMINATE and stops the workers. Then the same in
+# the dial-out topology, with the access log:
+#   - 2 workers that BIND a ROUTER (CURVE server) each (worker --bind, ports chosen by the OS);
+#   - a broker that binds no backend but connects to those workers, one connection per
+#     client (broker --worker-endpoint EP, twice), and publishes the proxy's events on a PUB
+#     socket (broker --events EP);
+#   - examples-c/access_log subscribed to those events, printing one line per OPEN and CLOSE;
+#   - the same 4 clients;
+# and prints a summary. Exit status 0 only when every client succeeded, the access log showed
+# an OPEN and a CLOSE of a CURVE session per client, and each broker returned 0.
 #
 # Every wait has a deadline; every process started here is stopped on any exit (trap).
 # Logs go to a temporary directory, kept (and printed) when the demo fails.
@@ -119,6 +127,27 @@ reap() {
     unset "LIVE[$pid]"
 }
 
+# run_clients PREFIX: the 4 clients in parallel against $FRONTEND; sets CLIENTS_OK.
+run_clients() {
+    local prefix=$1 c pids=()
+    for ((c = 1; c <= CLIENTS; c++)); do
+        start "$prefix$c" "$BIN/client" --frontend "$FRONTEND" --server-key "$SERVER_PUBLIC" \
+            --id "$c" --requests "$REQUESTS" --deadline "$CLIENT_DEADLINE_S"
+        pids+=("$STARTED_PID")
+    done
+    CLIENTS_OK=0
+    for ((c = 1; c <= CLIENTS; c++)); do
+        reap "${pids[c - 1]}" $((CLIENT_DEADLINE_S + 5))
+        SUMMARY=$(grep -m1 "^client $c: " "$WORK/$prefix$c.log" || echo "client $c: no summary line")
+        if ((RC == 0)) && [[ $SUMMARY == "client $c: $REQUESTS/$REQUESTS replies ok,"* ]]; then
+            CLIENTS_OK=$((CLIENTS_OK + 1))
+            log "   [ok]   $SUMMARY"
+        else
+            log "   [FAIL] $SUMMARY (exit $RC)"
+        fi
+    done
+}
+
 cd "$ROOT"
 TARGET_DIR=${CARGO_TARGET_DIR:-target}
 [[ $TARGET_DIR = /* ]] || TARGET_DIR="$ROOT/$TARGET_DIR"
@@ -169,23 +198,8 @@ for ((w = 1; w <= WORKERS; w++)); do
 done
 
 log "-- $CLIENTS clients in parallel, $REQUESTS requests each (sizes 0 B..256 KiB, some multipart)"
-CLIENT_PIDS=()
-for ((c = 1; c <= CLIENTS; c++)); do
-    start "client$c" "$BIN/client" --frontend "$FRONTEND" --server-key "$SERVER_PUBLIC" \
-        --id "$c" --requests "$REQUESTS" --deadline "$CLIENT_DEADLINE_S"
-    CLIENT_PIDS+=("$STARTED_PID")
-done
-CLIENTS_OK=0
-for ((c = 1; c <= CLIENTS; c++)); do
-    reap "${CLIENT_PIDS[c - 1]}" $((CLIENT_DEADLINE_S + 5))
-    SUMMARY=$(grep -m1 "^client $c: " "$WORK/client$c.log" || echo "client $c: no summary line")
-    if ((RC == 0)) && [[ $SUMMARY == "client $c: $REQUESTS/$REQUESTS replies ok,"* ]]; then
-        CLIENTS_OK=$((CLIENTS_OK + 1))
-        log "   [ok]   $SUMMARY"
-    else
-        log "   [FAIL] $SUMMARY (exit $RC)"
-    fi
-done
+run_clients client
+CLIENTS_OK_IN=$CLIENTS_OK
 
 log "-- STATISTICS (a message is one relayed chunk; bytes are ZMTP bytes, encrypted)"
 STATS_OK=0
@@ -218,9 +232,80 @@ for ((w = 1; w <= WORKERS; w++)); do
 done
 
 log ""
-log "== summary: clients $CLIENTS_OK/$CLIENTS ok, statistics $([[ $STATS_OK == 1 ]] && echo ok || echo FAIL)," \
+log "== dial-out: the broker connects to bound workers, one connection per client; access log"
+DIAL_WORKER_PIDS=()
+WORKER_ENDPOINTS=()
+for ((w = 1; w <= WORKERS; w++)); do
+    STREAMQ_SERVER_SECRET="$SERVER_SECRET" start "dworker$w" "$BIN/worker" \
+        --bind 'tcp://127.0.0.1:*' --name "d$w"
+    DIAL_WORKER_PIDS+=("$STARTED_PID")
+done
+for ((w = 1; w <= WORKERS; w++)); do
+    wait_for_line "dworker$w" "${DIAL_WORKER_PIDS[w - 1]}" ': ready, bound to ' "$STARTUP_DEADLINE_S"
+    WORKER_ENDPOINTS+=("$(sed -n 's/^worker [^ ]*: ready, bound to //p' "$WORK/dworker$w.log" | head -n1)")
+    log "   $(grep -m1 ': ready, bound to ' "$WORK/dworker$w.log")"
+done
+
+# The backend is not bound ("-"): the proxy connects it to the workers itself.
+DIAL_ARGS=()
+for ep in "${WORKER_ENDPOINTS[@]}"; do DIAL_ARGS+=(--worker-endpoint "$ep"); done
+start dbroker "$BIN/broker" "${DIAL_ARGS[@]}" --events 'tcp://127.0.0.1:*' \
+    'tcp://127.0.0.1:*' - 'tcp://127.0.0.1:*'
+DIAL_BROKER_PID=$STARTED_PID
+wait_for_line dbroker "$DIAL_BROKER_PID" '^broker: listening ' "$STARTUP_DEADLINE_S"
+LINE=$(grep -m1 '^broker: listening ' "$WORK/dbroker.log")
+FRONTEND=$(endpoint_of frontend)
+CONTROL=$(endpoint_of control)
+EVENTS=$(endpoint_of events)
+[[ -n $FRONTEND && -n $CONTROL && -n $EVENTS && $(endpoint_of backend) == dial-out ]] ||
+    fail "cannot parse: $LINE"
+log "-- broker (pid $DIAL_BROKER_PID): frontend $FRONTEND, no backend, dials ${WORKER_ENDPOINTS[*]}"
+log "   control $CONTROL, events (PUB) $EVENTS"
+
+# One OPEN and one CLOSE per client: the access log exits by itself after them. Events
+# published before its subscription is connected are not seen (PUB/SUB): wait for that first.
+start access_log "$BIN/access_log" --count $((2 * CLIENTS)) "$EVENTS"
+ACCESS_LOG_PID=$STARTED_PID
+wait_for_line access_log "$ACCESS_LOG_PID" '^access_log: connected to ' "$STARTUP_DEADLINE_S"
+
+log "-- $CLIENTS clients in parallel again, $REQUESTS requests each"
+run_clients dclient
+DIAL_CLIENTS_OK=$CLIENTS_OK
+
+log "-- access log (examples-c/access_log $EVENTS)"
+reap "$ACCESS_LOG_PID" "$STOP_DEADLINE_S"
+ACCESS_LOG_RC=$RC
+grep -v '^access_log: ' "$WORK/access_log.log" | sed 's/^/   /' || true
+OPENS=$(grep -cE '^[0-9TZ:-]+ OPEN .* mech=CURVE$' "$WORK/access_log.log" || true)
+CLOSES=$(grep -cE '^[0-9TZ:-]+ CLOSE .* mech=CURVE .* reason=client-closed$' "$WORK/access_log.log" || true)
+ACCESS_OK=0
+if ((ACCESS_LOG_RC == 0 && OPENS == CLIENTS && CLOSES == CLIENTS)); then
+    ACCESS_OK=1
+else
+    log "   [FAIL] expected $CLIENTS OPEN and $CLIENTS CLOSE (client-closed) lines of CURVE sessions," \
+        "got $OPENS and $CLOSES (access_log exit $ACCESS_LOG_RC)"
+fi
+
+log "-- TERMINATE, stopping workers"
+"$BIN/ctl" "$CONTROL" TERMINATE 5000 | sed 's/^/   /' || log "   [FAIL] no reply to TERMINATE"
+reap "$DIAL_BROKER_PID" "$STOP_DEADLINE_S"
+DIAL_BROKER_RC=$RC
+log "   $(grep -m1 '^broker: zmq_proxy_stream returned' "$WORK/dbroker.log" || echo 'broker: no result line') -> exit $DIAL_BROKER_RC"
+for pid in "${DIAL_WORKER_PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+DIAL_WORKERS_OK=0
+for ((w = 1; w <= WORKERS; w++)); do
+    reap "${DIAL_WORKER_PIDS[w - 1]}" "$STOP_DEADLINE_S"
+    ((RC == 0)) && DIAL_WORKERS_OK=$((DIAL_WORKERS_OK + 1))
+    log "   $(grep -m1 ': stopped ' "$WORK/dworker$w.log" || echo "worker d$w: no summary line") -> exit $RC"
+done
+
+log ""
+log "== summary, dial-in: clients $CLIENTS_OK_IN/$CLIENTS ok, statistics $([[ $STATS_OK == 1 ]] && echo ok || echo FAIL)," \
     "broker exit $BROKER_RC, workers $WORKERS_OK/$WORKERS stopped cleanly"
-if ((CLIENTS_OK == CLIENTS && BROKER_RC == 0 && STATS_OK == 1 && WORKERS_OK == WORKERS)); then
+log "== summary, dial-out: clients $DIAL_CLIENTS_OK/$CLIENTS ok, access log $([[ $ACCESS_OK == 1 ]] && echo ok || echo FAIL)," \
+    "broker exit $DIAL_BROKER_RC, workers $DIAL_WORKERS_OK/$WORKERS stopped cleanly"
+if ((CLIENTS_OK_IN == CLIENTS && BROKER_RC == 0 && STATS_OK == 1 && WORKERS_OK == WORKERS)) &&
+    ((DIAL_CLIENTS_OK == CLIENTS && ACCESS_OK == 1 && DIAL_BROKER_RC == 0 && DIAL_WORKERS_OK == WORKERS)); then
     log "== PASS"
     exit 0
 fi

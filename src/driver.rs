@@ -7,8 +7,8 @@ use std::time::Instant;
 use crate::control::{reply_for, Command, ControlKind, Reply};
 use crate::core::{Chunk, Core, Limits, PeerInfo, SendOutcome, Side, TransmitKind};
 use crate::zmq_io::{
-    force_shutdown, half_close, local_address, peer_address, peer_alive, poll, tcp_bytes_acked, Errno, Msg,
-    SocketRef, EFSM, ETERM, ZMQ_DONTWAIT, ZMQ_POLLIN, ZMQ_SNDMORE,
+    force_shutdown, half_close, local_address, peer_address, peer_alive, poll, tcp_bytes_acked,
+    Errno, Msg, SocketRef, EFSM, ETERM, ZMQ_DONTWAIT, ZMQ_POLLIN, ZMQ_SNDMORE,
 };
 
 /// Chunks read from one socket before the loop looks at the others again.
@@ -187,6 +187,17 @@ impl Driver {
 
     /// Makes every send the core wants now.
     fn flush(&mut self, now: Instant) -> Result<(), Errno> {
+        while let Some(endpoint) = self.core.next_disconnect() {
+            // Frees libzmq's records of the connections the proxy made there, all closed.
+            if let Ok(endpoint) = std::ffi::CString::new(endpoint) {
+                match self.sockets.backend.disconnect(&endpoint) {
+                    Err(e) if e == ETERM || e == libc::ENOTSOCK || e == libc::EINTR => {
+                        return Err(e)
+                    }
+                    _ => {}
+                }
+            }
+        }
         loop {
             let (token, outcome) = {
                 let Some(tx) = self.core.next_transmit(now) else {

@@ -90,7 +90,14 @@ fn benchmark_runs_in_smoke_mode() {
         .map(str::trim)
         .collect();
     let column = |arm: &str| header.iter().position(|h| *h == arm).expect("arm column");
-    for arm in ["direct", "stream", "stream-bp", "stream-dial", "steerable", "haproxy"] {
+    for arm in [
+        "direct",
+        "stream",
+        "stream-bp",
+        "stream-dial",
+        "steerable",
+        "haproxy",
+    ] {
         column(arm);
     }
     let rows: Vec<Vec<&str>> = lines

@@ -1,12 +1,15 @@
 //! Builds the C examples (examples-c/) with the system C compiler against the cdylib that
 //! cargo built for this test run, and runs them as separate processes on 127.0.0.1:
-//! broker (zmq_proxy_stream), 2 CURVE workers with 4 connections each, 4 CURVE clients.
+//! broker (zmq_proxy_stream), 2 CURVE workers with 4 connections each, 4 CURVE clients;
+//! and the dial-out topology: the broker connecting to 2 bound CURVE workers, with the
+//! access log printing the proxy's events.
 //! This exercises the generated header and the shared library from C exactly as a user
 //! would, and checks the worker rules of the README with real libzmq peers.
 //!
 //! Needs `cc` (or $CC), pkg-config and the libzmq development files. Every child process is
 //! killed when a test fails (the `Proc` guard); every wait has a deadline.
 
+use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -122,6 +125,7 @@ fn programs() -> &'static Programs {
             ("client", false),
             ("keygen", false),
             ("ctl", false),
+            ("access_log", false),
         ];
         let children: Vec<(&str, Child)> = builds
             .iter()
@@ -352,32 +356,60 @@ fn keygen(progs: &Programs) -> KeyPair {
 struct Broker {
     proc: Proc,
     frontend: String,
+    /// The bound backend, or "dial-out".
     backend: String,
     control: String,
+    /// The events socket (PUB), with --events.
+    events: Option<String>,
 }
 
+/// Port * lets the OS pick free ports: no race with other tests or programs.
+const ANY_PORT: &str = "tcp://127.0.0.1:*";
+
 fn start_broker(progs: &Programs) -> Broker {
-    // Port * lets the OS pick free ports: no race with other tests or programs.
-    let any = "tcp://127.0.0.1:*";
-    let proc = Proc::spawn(
-        "broker",
-        Command::new(progs.path("broker")).args([any, any, any]),
-    );
+    start_broker_with(progs, &[ANY_PORT, ANY_PORT, ANY_PORT])
+}
+
+/// Starts the broker with these arguments and reads the endpoints it printed.
+fn start_broker_with(progs: &Programs, args: &[&str]) -> Broker {
+    let proc = Proc::spawn("broker", Command::new(progs.path("broker")).args(args));
     let line = proc.wait_line("listening", STARTUP, |l| {
         l.starts_with("broker: listening ")
     });
-    let endpoint = |key: &str| -> String {
+    let field = |key: &str| -> Option<String> {
         line.split_whitespace()
             .find_map(|w| w.strip_prefix(key))
-            .unwrap_or_else(|| panic!("no {key} in {line:?}"))
-            .to_owned()
+            .map(str::to_owned)
     };
+    let endpoint =
+        |key: &str| -> String { field(key).unwrap_or_else(|| panic!("no {key} in {line:?}")) };
     Broker {
         frontend: endpoint("frontend="),
         backend: endpoint("backend="),
         control: endpoint("control="),
+        events: field("events="),
         proc,
     }
+}
+
+/// Starts a broker in dial-out mode: no backend bound, the proxy connects to
+/// `worker_endpoints`; events published on a PUB socket; `extra` options added.
+fn start_dial_out_broker(progs: &Programs, worker_endpoints: &[String], extra: &[&str]) -> Broker {
+    let mut args: Vec<&str> = Vec::new();
+    for endpoint in worker_endpoints {
+        args.extend(["--worker-endpoint", endpoint.as_str()]);
+    }
+    args.extend(["--events", ANY_PORT]);
+    args.extend(extra);
+    args.extend([ANY_PORT, "-", ANY_PORT]);
+    let broker = start_broker_with(progs, &args);
+    assert_eq!(broker.backend, "dial-out", "{}", broker.proc.log());
+    assert!(broker.events.is_some(), "{}", broker.proc.log());
+    let workers = format!("workers={}", worker_endpoints.join(","));
+    broker.proc.wait_line("worker list", STARTUP, |l| {
+        l.starts_with("broker: listening ") && l.split_whitespace().any(|w| w == workers)
+    });
+    broker
 }
 
 /// Starts a worker with `connections` slots and waits until all of them are connected.
@@ -410,6 +442,105 @@ fn start_worker(
         )
     });
     worker
+}
+
+/// Starts a dial-out worker (`worker --bind`, port chosen by the OS); returns it and the
+/// endpoint it bound.
+fn start_bound_worker(progs: &Programs, keys: &KeyPair, name: &str) -> (Proc, String) {
+    let worker = Proc::spawn(
+        name,
+        Command::new(progs.path("worker"))
+            .env("STREAMQ_SERVER_SECRET", &keys.secret)
+            .args(["--bind", ANY_PORT])
+            .args(["--name", name])
+            // A safety net: it stops by itself even if this test forgot it.
+            .args(["--max-seconds", "300"]),
+    );
+    let prefix = format!("worker {name}: ready, bound to ");
+    let line = worker.wait_line("bound", STARTUP, |l| l.starts_with(&prefix));
+    let endpoint = line[prefix.len()..].to_owned();
+    assert!(
+        endpoint.starts_with("tcp://127.0.0.1:") && !endpoint.ends_with('*'),
+        "the worker prints the port it really bound: {line}"
+    );
+    (worker, endpoint)
+}
+
+/// Starts examples-c/access_log on the broker's events socket and waits until its
+/// subscription's connection is up (events published before that are not seen: PUB/SUB).
+/// With `count`, it exits by itself after that many events.
+fn start_access_log(progs: &Programs, broker: &Broker, count: Option<u32>) -> Proc {
+    let events = broker
+        .events
+        .as_deref()
+        .expect("a broker started with --events");
+    let mut cmd = Command::new(progs.path("access_log"));
+    if let Some(count) = count {
+        cmd.args(["--count", &count.to_string()]);
+    }
+    // A safety net: it stops by itself even if this test forgot it.
+    cmd.args(["--max-seconds", "300"]).arg(events);
+    let log = Proc::spawn("access_log", &mut cmd);
+    log.wait_line("connected", STARTUP, |l| {
+        l == format!("stderr: access_log: connected to {events}")
+    });
+    log
+}
+
+/// One line of the access log: `2026-11-25T14:00:00Z CLOSE pair=3 client=... up=... ...`.
+#[derive(Debug)]
+struct AccessEvent {
+    kind: String,
+    fields: HashMap<String, String>,
+}
+
+impl AccessEvent {
+    /// Parses an event line; None for the access log's status lines (stderr) and raw lines.
+    fn parse(line: &str) -> Option<AccessEvent> {
+        let mut words = line.split(' ');
+        let stamp = words.next()?;
+        // 2026-11-25T14:00:00Z
+        let b = stamp.as_bytes();
+        let stamp_ok = b.len() == 20
+            && b[10] == b'T'
+            && b[19] == b'Z'
+            && [4, 7].iter().all(|&i| b[i] == b'-')
+            && [13, 16].iter().all(|&i| b[i] == b':');
+        let kind = words.next()?;
+        if !stamp_ok || !matches!(kind, "OPEN" | "CLOSE" | "REJECT") {
+            return None;
+        }
+        let fields = words
+            .take_while(|w| *w != "|")
+            .filter_map(|w| w.split_once('='))
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect();
+        Some(AccessEvent {
+            kind: kind.to_owned(),
+            fields,
+        })
+    }
+
+    fn get(&self, key: &str) -> &str {
+        self.fields
+            .get(key)
+            .unwrap_or_else(|| panic!("no {key}= in {self:?}"))
+    }
+
+    fn number(&self, key: &str) -> u64 {
+        self.get(key)
+            .parse()
+            .unwrap_or_else(|_| panic!("{key}= is not a number in {self:?}"))
+    }
+}
+
+/// The events the access log printed so far, of one kind (OPEN, CLOSE, REJECT).
+fn access_events(log: &Proc, kind: &str) -> Vec<AccessEvent> {
+    log.lines()
+        .iter()
+        .filter_map(|l| AccessEvent::parse(l))
+        .filter(|e| e.kind == kind)
+        .collect()
 }
 
 fn start_client(
@@ -510,6 +641,15 @@ fn terminate(progs: &Programs, mut broker: Broker) {
     });
 }
 
+/// The number of CURVE sessions in a worker's summary line ("..., N sessions, ...").
+fn sessions_of(summary: &str) -> u32 {
+    summary
+        .split(", ")
+        .find_map(|part| part.strip_suffix(" sessions"))
+        .and_then(|n| n.parse::<u32>().ok())
+        .unwrap_or_else(|| panic!("no session count in {summary:?}"))
+}
+
 /// SIGTERM: the worker stops cleanly, exits 0 and prints its summary; returns that line.
 fn stop_worker(worker: &mut Proc) -> String {
     worker.signal(libc::SIGTERM);
@@ -581,12 +721,7 @@ fn broker_two_workers_four_clients_over_curve() {
     terminate(progs, broker);
     let mut sessions = 0;
     for worker in &mut workers {
-        let summary = stop_worker(worker);
-        sessions += summary
-            .split(", ")
-            .find_map(|part| part.strip_suffix(" sessions"))
-            .and_then(|n| n.parse::<u32>().ok())
-            .unwrap_or_else(|| panic!("no session count in {summary:?}"));
+        sessions += sessions_of(&stop_worker(worker));
     }
     assert_eq!(
         sessions, 4,
@@ -635,6 +770,207 @@ fn worker_keeps_its_slots_after_a_client_with_the_wrong_key() {
     terminate(progs, broker);
     let summary = stop_worker(&mut worker);
     assert!(!summary.contains("reconnects=0"), "{summary}");
+}
+
+/// Dial-out: the broker binds no backend; the proxy connects to two workers that bound a
+/// ROUTER (worker --bind), one connection per client, to the endpoint with the fewest open
+/// pairs. The access log, subscribed to the broker's events socket, prints one OPEN and one
+/// CLOSE per client session, with the client's mechanism and the bytes relayed.
+#[test]
+fn dial_out_to_two_bound_workers_with_access_log() {
+    const CLIENTS: u32 = 4;
+    const REQUESTS: u32 = 40;
+    let progs = programs();
+    let keys = keygen(progs);
+    let (mut w1, ep1) = start_bound_worker(progs, &keys, "w1");
+    let (mut w2, ep2) = start_bound_worker(progs, &keys, "w2");
+    let endpoints = [ep1, ep2];
+    let broker = start_dial_out_broker(progs, &endpoints, &[]);
+    // One OPEN and one CLOSE per client: it exits by itself after them.
+    let mut log = start_access_log(progs, &broker, Some(2 * CLIENTS));
+
+    let mut clients: Vec<Proc> = (1..=CLIENTS)
+        .map(|id| {
+            start_client(
+                progs,
+                &broker,
+                &keys.public,
+                id,
+                REQUESTS,
+                CLIENT_DEADLINE_S as f64,
+            )
+        })
+        .collect();
+    let mut payload = 0;
+    for (i, client) in clients.iter_mut().enumerate() {
+        payload += expect_client_ok(client, i as u32 + 1, REQUESTS);
+    }
+
+    // The clients closed their connections on exit: the proxy closed each pair and said so.
+    let status = log.wait_exit(STARTUP);
+    assert!(
+        status.success(),
+        "access_log exited with {status}:\n{}",
+        log.log()
+    );
+    let summary = format!(
+        "stderr: access_log: stopped (count reached): {} events, 0 printed raw",
+        2 * CLIENTS
+    );
+    log.wait_line("summary", STARTUP, |l| l == summary);
+    let opens = access_events(&log, "OPEN");
+    let closes = access_events(&log, "CLOSE");
+    assert_eq!(
+        (opens.len(), closes.len()),
+        (CLIENTS as usize, CLIENTS as usize),
+        "one OPEN and one CLOSE per client:\n{}",
+        log.log()
+    );
+    let mut pairs = HashMap::new();
+    for open in &opens {
+        assert_eq!(open.get("mech"), "CURVE", "{open:?}");
+        assert!(open.get("client").starts_with("127.0.0.1:"), "{open:?}");
+        assert!(
+            endpoints.iter().any(|e| e == open.get("worker")),
+            "the worker is a dialed endpoint: {open:?}"
+        );
+        let pair = open.number("pair");
+        assert!(
+            pairs.insert(pair, open).is_none(),
+            "pair {pair} opened twice:\n{}",
+            log.log()
+        );
+    }
+    for endpoint in &endpoints {
+        assert!(
+            opens.iter().any(|o| o.get("worker") == endpoint),
+            "fewest pairs first, ties in turn: both workers get clients:\n{}",
+            log.log()
+        );
+    }
+    let (mut up, mut down) = (0, 0);
+    for close in &closes {
+        let open = pairs
+            .get(&close.number("pair"))
+            .unwrap_or_else(|| panic!("CLOSE of a pair never opened: {close:?}\n{}", log.log()));
+        for key in ["client", "worker", "mech"] {
+            assert_eq!(close.get(key), open.get(key), "{key}: {open:?} / {close:?}");
+        }
+        assert_eq!(close.get("reason"), "client-closed", "{close:?}");
+        let _ms = close.number("ms");
+        up += close.number("up");
+        down += close.number("down");
+    }
+    // Every payload byte went through both ways, inside CURVE (which adds its overhead).
+    assert!(
+        up >= payload && down >= payload,
+        "bytes up {up}, down {down}, payload {payload}:\n{}",
+        log.log()
+    );
+
+    terminate(progs, broker);
+    let mut sessions = 0;
+    for worker in [&mut w1, &mut w2] {
+        sessions += sessions_of(&stop_worker(worker));
+    }
+    assert_eq!(sessions, CLIENTS, "one CURVE session per client");
+}
+
+/// Dial-out with a client that uses the wrong server key: the bound worker loses only the
+/// connection the proxy made for it (there is nothing to reconnect), and the access log
+/// shows `CLOSE ... reason=handshake-failed`. libzmq retries the handshake by itself, so
+/// with --fail-ban 2 the client's address is then refused (`REJECT ... reason=banned`) for
+/// --fail-ban-time. A good client from the same address afterwards is served once the ban
+/// has run out (libzmq reconnects until then), by the same worker.
+#[test]
+fn dial_out_wrong_key_costs_one_connection_then_bans_the_address() {
+    let progs = programs();
+    let keys = keygen(progs);
+    let wrong = keygen(progs);
+    let (mut worker, endpoint) = start_bound_worker(progs, &keys, "w1");
+    let broker = start_dial_out_broker(
+        progs,
+        std::slice::from_ref(&endpoint),
+        &["--fail-ban", "2", "--fail-ban-time", "1000"],
+    );
+    let mut log = start_access_log(progs, &broker, None);
+
+    let mut bad = start_client(progs, &broker, &wrong.public, 99, 1, 3.0);
+    let failed = |l: &str| {
+        AccessEvent::parse(l).is_some_and(|e| {
+            e.kind == "CLOSE"
+                && e.get("reason") == "handshake-failed"
+                && e.get("mech") == "CURVE"
+                && e.get("worker") == endpoint
+        })
+    };
+    log.wait_line("a failed handshake", STARTUP, failed);
+    log.wait_line("the address banned", STARTUP, |l| {
+        AccessEvent::parse(l).is_some_and(|e| {
+            e.kind == "REJECT"
+                && e.get("reason") == "banned"
+                && e.get("client").starts_with("127.0.0.1:")
+        })
+    });
+    let banned_after = log
+        .lines()
+        .iter()
+        .take_while(|l| !l.contains(" REJECT "))
+        .filter(|l| failed(l))
+        .count();
+    assert!(
+        banned_after >= 2,
+        "banned after 2 failed handshakes in a row, not {banned_after}:\n{}",
+        log.log()
+    );
+    worker.wait_line("dropped one connection", STARTUP, |l| {
+        l.starts_with("worker w1: handshake failed (protocol error")
+            && l.ends_with(&format!(
+                "that connection is gone, still bound to {endpoint}"
+            ))
+    });
+    let status = bad.wait_exit(Duration::from_secs(15));
+    assert_eq!(status.code(), Some(1), "{}", bad.log());
+    bad.wait_line("failure summary", STARTUP, |l| {
+        l.starts_with("client 99: 0/1 replies ok, FAILED")
+    });
+
+    let mut good = start_client(
+        progs,
+        &broker,
+        &keys.public,
+        1,
+        10,
+        CLIENT_DEADLINE_S as f64,
+    );
+    expect_client_ok(&mut good, 1, 10);
+    log.wait_line("the good session", STARTUP, |l| {
+        AccessEvent::parse(l).is_some_and(|e| {
+            e.kind == "CLOSE" && e.get("reason") == "client-closed" && e.get("mech") == "CURVE"
+        })
+    });
+
+    terminate(progs, broker);
+    log.signal(libc::SIGTERM);
+    let status = log.wait_exit(STARTUP);
+    assert!(
+        status.success(),
+        "access_log exited with {status}:\n{}",
+        log.log()
+    );
+    log.wait_line("summary", STARTUP, |l| {
+        l.starts_with("stderr: access_log: stopped (signal): ") && l.ends_with(", 0 printed raw")
+    });
+    let summary = stop_worker(&mut worker);
+    assert_eq!(
+        sessions_of(&summary),
+        1,
+        "only the good client's: {summary}"
+    );
+    assert!(
+        summary.contains(" reconnects=0, accepted=") && !summary.contains(" protocol=0 "),
+        "a bound worker just drops the failed connections: {summary}"
+    );
 }
 
 /// SIGTERM while clients are being served: the broker's signal thread turns it into
