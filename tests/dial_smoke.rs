@@ -86,6 +86,20 @@ fn a_curve_client_is_served_by_a_bound_worker_the_proxy_dials() {
     let stat = |i: i32| u64::from_ne_bytes(stats[i as usize * 8..][..8].try_into().unwrap());
     assert_eq!(stat(ZMQ_PROXY_STREAM_STAT_DIALS), 1);
     assert_eq!(stat(ZMQ_PROXY_STREAM_STAT_PAIRS_OPEN), 1);
+
+    // The worker dies: the proxy sees its connection end and closes the client's.
+    drop(worker);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        control.send("STREAMSTATS", 0).unwrap();
+        let stats = control.recv_bytes(0).unwrap();
+        let open = u64::from_ne_bytes(stats[..8].try_into().unwrap());
+        if open == 0 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the pair ends when the worker dies");
+        std::thread::sleep(Duration::from_millis(10));
+    }
     control.send("TERMINATE", 0).unwrap();
     assert_eq!(proxy.join().unwrap(), 0);
 }
