@@ -28,6 +28,8 @@ struct Endpoint {
     disconnect_due: bool,
     down_until: Option<Instant>,
     backoff: Duration,
+    /// When a connection to it last greeted.
+    last_success: Option<Instant>,
 }
 
 /// The worker endpoints and their health.
@@ -61,6 +63,7 @@ impl Endpoints {
                     disconnect_due: false,
                     down_until: None,
                     backoff: BACKOFF_MIN,
+                    last_success: None,
                 })
                 .collect(),
             turn: 0,
@@ -111,16 +114,26 @@ impl Endpoints {
         self.list.iter().filter_map(|e| e.down_until).min()
     }
 
-    fn mark_down(&mut self, i: usize, now: Instant) {
+    /// A connection made at `dialed_at` failed. The endpoint is marked down unless another
+    /// connection to it greeted since (it is alive; that one connection was unlucky); the
+    /// connections that fail together when an endpoint dies count as one failure.
+    fn mark_down(&mut self, i: usize, now: Instant, dialed_at: Instant) {
         let e = &mut self.list[i];
+        if e.last_success.is_some_and(|t| t >= dialed_at) {
+            return;
+        }
+        if e.down_until.is_some_and(|t| t > now) {
+            return;
+        }
         e.down_until = Some(now + e.backoff);
         e.backoff = (e.backoff * 2).min(BACKOFF_MAX);
     }
 
-    fn mark_up(&mut self, i: usize) {
+    fn mark_up(&mut self, i: usize, now: Instant) {
         let e = &mut self.list[i];
         e.down_until = None;
         e.backoff = BACKOFF_MIN;
+        e.last_success = Some(now);
     }
 
     fn next_id(&mut self) -> RoutingId {
@@ -202,7 +215,7 @@ impl<P: AsRef<[u8]>> Core<P> {
         let client_state = self.conns.get(dial.client).map(|c| c.state);
         match client_state {
             Some(State::Dialing { mechanism, worker }) if worker == key && mechanism == m => {
-                self.endpoints.mark_up(dial.endpoint);
+                self.endpoints.mark_up(dial.endpoint, now);
                 self.dialing -= 1;
                 self.stats.clients_waiting -= 1;
                 self.pair(now, dial.client, key, m);
@@ -221,11 +234,12 @@ impl<P: AsRef<[u8]>> Core<P> {
     /// its client goes back to the head of the queue, to be offered to another endpoint.
     /// The caller closes or forgets the connection.
     pub(super) fn abandon_dial(&mut self, now: Instant, key: Key, endpoint_failed: bool) {
-        let Some(dial) = self.conns.get(key).and_then(|c| c.dial) else {
+        let Some((dial, dialed_at)) = self.conns.get(key).and_then(|c| Some((c.dial?, c.opened)))
+        else {
             return;
         };
         if endpoint_failed {
-            self.endpoints.mark_down(dial.endpoint, now);
+            self.endpoints.mark_down(dial.endpoint, now, dialed_at);
             self.stats.endpoints_down = self.endpoints.down_count(now);
         }
         let client = self.conns.get_mut(dial.client);

@@ -271,3 +271,35 @@ fn an_endpoint_left_without_connections_is_disconnected_once() {
         "client 4's dial is under way"
     );
 }
+
+#[test]
+fn one_slow_connection_to_an_endpoint_that_answers_others_does_not_mark_it_down() {
+    let mut s = Sim::new(dial_limits(&[EP_A]));
+    s.client(1, CURVE);
+    s.client(2, CURVE);
+    // Client 2's connection greets; client 1's never does.
+    s.dialed_worker_greets(1, CURVE);
+    s.advance(Duration::from_millis(301));
+    assert_eq!(s.core.stats().connect_timeouts, 1);
+    assert_eq!(s.core.stats().endpoints_down, 0, "A answered since");
+    assert_eq!(s.dials.len(), 3, "client 1 dialed again at once");
+}
+
+#[test]
+fn connections_failing_together_count_as_one_failure() {
+    let mut s = Sim::new(dial_limits(&[EP_A, EP_B]));
+    for c in 1..=4 {
+        s.client(c, CURVE);
+    }
+    // A dies: its two connections time out together; B answers.
+    s.dialed_worker_greets(1, CURVE);
+    s.dialed_worker_greets(3, CURVE);
+    s.advance(Duration::from_millis(301));
+    assert_eq!(s.core.stats().connect_timeouts, 2);
+    assert_eq!(s.core.stats().endpoints_down, 1);
+    // Down for the first backoff only (500 ms), not doubled by the second failure.
+    s.dialed_worker_greets(4, CURVE);
+    s.dialed_worker_greets(5, CURVE);
+    s.advance(Duration::from_millis(501));
+    assert_eq!(s.core.stats().endpoints_down, 0);
+}
