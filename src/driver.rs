@@ -187,17 +187,6 @@ impl Driver {
 
     /// Makes every send the core wants now.
     fn flush(&mut self, now: Instant) -> Result<(), Errno> {
-        while let Some(endpoint) = self.core.next_disconnect() {
-            // Frees libzmq's records of the connections the proxy made there, all closed.
-            if let Ok(endpoint) = std::ffi::CString::new(endpoint) {
-                match self.sockets.backend.disconnect(&endpoint) {
-                    Err(e) if e == ETERM || e == libc::ENOTSOCK || e == libc::EINTR => {
-                        return Err(e)
-                    }
-                    _ => {}
-                }
-            }
-        }
         loop {
             let (token, outcome) = {
                 let Some(tx) = self.core.next_transmit(now) else {

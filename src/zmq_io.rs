@@ -193,13 +193,6 @@ impl SocketRef {
         Self::check(rc).map(|_| ())
     }
 
-    /// zmq_disconnect() from `endpoint`: ends every connection made to it.
-    pub fn disconnect(&self, endpoint: &std::ffi::CStr) -> Result<(), Errno> {
-        // SAFETY: endpoint is a NUL-terminated string that outlives the call.
-        let rc = unsafe { zmq_sys::zmq_disconnect(self.0, endpoint.as_ptr()) };
-        Self::check(rc).map(|_| ())
-    }
-
     pub fn poll_item(&self, events: i16) -> zmq_pollitem_t {
         zmq_pollitem_t {
             socket: self.0,

@@ -18,14 +18,6 @@ struct Endpoint {
     addr: String,
     /// Connections to it now (connecting, handshaking or paired).
     open: u32,
-    /// Connections to it the core still tracks, closing ones included.
-    alive: u32,
-    /// Connected to since libzmq last forgot its connections to it (see `disconnect_due`).
-    stale: bool,
-    /// libzmq keeps a record of every zmq_connect until zmq_disconnect of the endpoint (about
-    /// 200 bytes each, for the socket's life): with no connection to the endpoint left, a
-    /// zmq_disconnect frees them at no cost.
-    disconnect_due: bool,
     down_until: Option<Instant>,
     backoff: Duration,
     /// When a connection to it last greeted.
@@ -58,9 +50,6 @@ impl Endpoints {
                 .map(|a| Endpoint {
                     addr: a.clone(),
                     open: 0,
-                    alive: 0,
-                    stale: false,
-                    disconnect_due: false,
                     down_until: None,
                     backoff: BACKOFF_MIN,
                     last_success: None,
@@ -170,12 +159,7 @@ impl<P: AsRef<[u8]>> Core<P> {
 
     fn dial(&mut self, now: Instant, client: Key, m: Mechanism, endpoint: usize) {
         let id = self.endpoints.next_id();
-        let e = &mut self.endpoints.list[endpoint];
-        e.open += 1;
-        e.alive += 1;
-        e.stale = true;
-        // A zmq_disconnect not yet made must not end this new connection.
-        e.disconnect_due = false;
+        self.endpoints.list[endpoint].open += 1;
         let mut conn = Conn::new(
             Side::Backend,
             id.clone(),
@@ -272,29 +256,6 @@ impl<P: AsRef<[u8]>> Core<P> {
                 self.endpoints.list[d.endpoint].open -= 1;
             }
         }
-    }
-
-    /// A dialed connection is forgotten; the last one of its endpoint lets libzmq forget too.
-    pub(super) fn dialed_gone(&mut self, endpoint: usize) {
-        let e = &mut self.endpoints.list[endpoint];
-        e.alive -= 1;
-        if e.alive == 0 && e.stale {
-            e.disconnect_due = true;
-            self.disconnects.push(endpoint);
-        }
-    }
-
-    /// An endpoint to zmq_disconnect now: no connection to it is left (nor about to be made).
-    pub fn next_disconnect(&mut self) -> Option<&str> {
-        while let Some(i) = self.disconnects.pop() {
-            let e = &mut self.endpoints.list[i];
-            if e.disconnect_due && e.alive == 0 {
-                e.disconnect_due = false;
-                e.stale = false;
-                return Some(&self.endpoints.list[i].addr);
-            }
-        }
-        None
     }
 
     pub(super) fn refresh_endpoint_health(&mut self, now: Instant) {

@@ -236,43 +236,6 @@ fn failed_handshakes_ban_an_address_for_a_while() {
 }
 
 #[test]
-fn an_endpoint_left_without_connections_is_disconnected_once() {
-    let mut s = Sim::new(dial_limits(&[EP_A]));
-    assert_eq!(
-        s.core.next_disconnect(),
-        None,
-        "never connected: nothing to free"
-    );
-    s.client(1, CURVE);
-    s.client(2, CURVE);
-    let w1 = s.dialed_worker_greets(0, CURVE);
-    s.dialed_worker_greets(1, CURVE);
-    s.recv_id(B, &w1, &[]);
-    s.advance(Duration::from_millis(50));
-    assert_eq!(
-        s.core.next_disconnect(),
-        None,
-        "client 2's connection is still open"
-    );
-    s.recv(F, 2, &[]);
-    s.advance(Duration::from_secs(3));
-    assert_eq!(s.core.connections(), 0);
-    assert_eq!(s.core.next_disconnect(), Some(EP_A));
-    assert_eq!(s.core.next_disconnect(), None);
-    // A dial made before the driver got to the disconnect cancels it.
-    s.client(3, CURVE);
-    let w3 = s.dialed_worker_greets(2, CURVE);
-    s.recv_id(B, &w3, &[]);
-    s.advance(Duration::from_secs(3));
-    s.client(4, CURVE);
-    assert_eq!(
-        s.core.next_disconnect(),
-        None,
-        "client 4's dial is under way"
-    );
-}
-
-#[test]
 fn one_slow_connection_to_an_endpoint_that_answers_others_does_not_mark_it_down() {
     let mut s = Sim::new(dial_limits(&[EP_A]));
     s.client(1, CURVE);

@@ -210,8 +210,6 @@ pub struct Core<P> {
     endpoints: Endpoints,
     /// Clients whose worker connection is being made.
     dialing: u64,
-    /// Endpoints that may be due a zmq_disconnect.
-    disconnects: Vec<usize>,
     /// For the event stream, when it is on.
     events: VecDeque<Event>,
     failures: FxHashMap<std::net::IpAddr, Failures>,
@@ -240,7 +238,6 @@ impl<P: AsRef<[u8]>> Core<P> {
             holding_back: [0, 0],
             endpoints: Endpoints::new(&limits.worker_endpoints),
             dialing: 0,
-            disconnects: Vec::new(),
             events: VecDeque::new(),
             failures: FxHashMap::default(),
             stats: Stats::default(),
@@ -698,9 +695,6 @@ impl<P: AsRef<[u8]>> Core<P> {
             }
         }
         self.ids_mut(conn.side).remove(conn.id.as_bytes());
-        if let Some(d) = conn.dial {
-            self.dialed_gone(d.endpoint);
-        }
         if closed_by_us {
             let until = now + self.limits.tombstone_ttl;
             let front = conn.side == Side::Frontend;
