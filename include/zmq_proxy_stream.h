@@ -130,7 +130,11 @@
  * server) there; a client with a wrong server key then costs that worker one connection
  * and nothing else. When the pair ends the proxy closes that connection for good, so libzmq
  * never reconnects it. Connections that reach the backend in any other way are closed and
- * counted as rejected workers. Default: none (dial-in: workers connect to the backend).
+ * counted as rejected workers. Cost to know: libzmq 4.3 keeps a record of every
+ * zmq_connect() a socket made until the socket is closed (measured: about 330 bytes per
+ * client over 70,000 clients), so a broker that serves millions of clients in dial-out
+ * should close and remake its backend socket now and then (TERMINATE, then run again).
+ * Default: none (dial-in: workers connect to the backend).
  */
 #define ZMQ_PROXY_STREAM_WORKER_ENDPOINT 15
 

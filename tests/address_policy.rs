@@ -154,3 +154,70 @@ fn policy_options_read_back_and_refuse_bad_networks() {
         zmq_proxy_stream_destroy(&mut h);
     }
 }
+
+/// A proxy whose frontend listens on the IPv6 loopback tcp://[::1]:0, with events.
+fn ipv6_proxy(options: Vec<(i32, OptValue)>) -> Proxy {
+    let mut config = ProxyConfig::new().ipv6_loopback().events(EventsKind::Pair);
+    config.options.extend(options);
+    let proxy = Proxy::start_config(config);
+    assert!(
+        proxy.frontend.starts_with("tcp://[::1]:"),
+        "{}",
+        proxy.frontend
+    );
+    proxy
+}
+
+#[test]
+fn ipv6_a_denied_loopback_is_refused() {
+    let proxy = ipv6_proxy(vec![(ZMQ_PROXY_STREAM_DENY, OptValue::Str("::1"))]);
+    let mech = curve();
+    let _w = Worker::start(&proxy.ctx, &proxy.backend, mech, 1);
+    wait_until("worker idle", DEADLINE, || {
+        proxy.stat(ZMQ_PROXY_STREAM_STAT_WORKERS_IDLE_CURVE) == 1
+    });
+    let mut s = connect_and_send(&proxy.frontend, &greeting("CURVE"));
+    let addr = s.local_addr().unwrap();
+    assert!(addr.is_ipv6(), "{addr}");
+    let mut got = 0;
+    let mut buf = [0u8; 256];
+    s.set_read_timeout(Some(DEADLINE)).unwrap();
+    while let Ok(n @ 1..) = s.read(&mut buf) {
+        got += n;
+    }
+    assert_eq!(got, 11, "a denied client gets only the greeting opening");
+    let reject = proxy.wait_event("REJECT", DEADLINE, |e| e.reason().is_some());
+    assert_eq!(
+        reject,
+        ProxyEvent::Reject {
+            client: format!("[::1]:{}", addr.port()),
+            reason: "denied".into()
+        }
+    );
+    assert_eq!(proxy.stat(ZMQ_PROXY_STREAM_STAT_REJECT_DENIED), 1);
+    assert_eq!(proxy.stat(ZMQ_PROXY_STREAM_STAT_PAIRS_TOTAL), 0);
+}
+
+#[test]
+fn ipv6_an_allowed_loopback_is_served_and_others_are_not() {
+    let mech = curve();
+    // ::1 is not in an IPv4 list.
+    let proxy = ipv6_proxy(vec![(ZMQ_PROXY_STREAM_ALLOW, OptValue::Str("127.0.0.0/8"))]);
+    let (closed, got) = refused_after_opening(&proxy.frontend);
+    assert!(closed && got == 11, "::1 refused by an IPv4 allow list");
+    drop(proxy);
+
+    let proxy = ipv6_proxy(vec![
+        (ZMQ_PROXY_STREAM_ALLOW, OptValue::Str("10.0.0.0/8")),
+        (ZMQ_PROXY_STREAM_ALLOW, OptValue::Str("::1/128")),
+    ]);
+    let _w = Worker::start(&proxy.ctx, &proxy.backend, mech.clone(), 1);
+    let cctx = zmq::Context::new();
+    let c = monitored_client(&cctx, &proxy.frontend, &mech, |_| {});
+    let addr = c.addr;
+    assert_eq!(addr.ip(), "::1".parse::<std::net::IpAddr>().unwrap());
+    round_trip(&c, &[b"over IPv6", &payload(6, 3000)]);
+    let open = proxy.wait_event("OPEN", DEADLINE, ProxyEvent::is_open);
+    assert_eq!(open.client(), format!("[::1]:{}", addr.port()));
+    assert_eq!(proxy.stat(ZMQ_PROXY_STREAM_STAT_REJECT_DENIED), 0);
+}

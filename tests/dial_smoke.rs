@@ -97,7 +97,10 @@ fn a_curve_client_is_served_by_a_bound_worker_the_proxy_dials() {
         if open == 0 {
             break;
         }
-        assert!(Instant::now() < deadline, "the pair ends when the worker dies");
+        assert!(
+            Instant::now() < deadline,
+            "the pair ends when the worker dies"
+        );
         std::thread::sleep(Duration::from_millis(10));
     }
     control.send("TERMINATE", 0).unwrap();

@@ -2,10 +2,21 @@
 //! sockets on 127.0.0.1, and real libzmq CURVE/NULL/PLAIN peers made with the `zmq` crate.
 #![allow(dead_code)]
 
+pub mod bound;
+pub mod events;
 pub mod monitor;
 pub mod raw;
 
+// Not every test file uses every helper.
+#[allow(unused_imports)]
+pub use bound::{refused_endpoint, BoundWorker, RecoveringWorker, SilentListener, WorkerCounts};
+#[allow(unused_imports)]
+pub use events::{EventsKind, ProxyConfig, ProxyEvent};
+
+use std::cell::RefCell;
+use std::collections::VecDeque;
 use std::ffi::c_void;
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -32,7 +43,13 @@ unsafe impl Send for SendPtr {}
 pub struct Proxy {
     pub ctx: zmq::Context,
     pub frontend: String,
+    /// Empty in dial-out mode (the backend is not bound).
     pub backend: String,
+    /// The test's end of the proxy's events socket (ZMQ_PROXY_STREAM_EVENTS), when asked for
+    /// with `EventsKind::Pair` or `EventsKind::Pub`.
+    pub events: Option<zmq::Socket>,
+    /// Events received but not yet matched by `wait_event`, in arrival order.
+    event_backlog: RefCell<VecDeque<String>>,
     control: zmq::Socket,
     thread: Option<JoinHandle<(i32, i32)>>,
 }
@@ -72,6 +89,39 @@ impl Proxy {
         configure: impl FnOnce(&zmq::Socket, &zmq::Socket),
         options: Vec<(i32, OptValue)>,
     ) -> Proxy {
+        let mut config = ProxyConfig::new();
+        config.control = control_type;
+        config.options = options;
+        Proxy::start_config_with(config, configure)
+    }
+
+    /// A dial-out proxy: the backend STREAM socket is made (linger 0) but not bound, and the
+    /// proxy dials `endpoints` (ZMQ_PROXY_STREAM_WORKER_ENDPOINT, in this order) itself;
+    /// `options` come after them. `proxy.backend` is empty.
+    pub fn start_dial_out(endpoints: &[String], options: Vec<(i32, OptValue)>) -> Proxy {
+        let mut config = ProxyConfig::new().dial_out(endpoints);
+        config.options.extend(options);
+        Proxy::start_config(config)
+    }
+
+    pub fn start_config(config: ProxyConfig) -> Proxy {
+        Proxy::start_config_with(config, |_, _| {})
+    }
+
+    /// Starts a proxy as `config` says; `configure` may set options on frontend and backend
+    /// before bind.
+    pub fn start_config_with(
+        config: ProxyConfig,
+        configure: impl FnOnce(&zmq::Socket, &zmq::Socket),
+    ) -> Proxy {
+        let ProxyConfig {
+            control: control_type,
+            frontend_bind,
+            ipv6,
+            dial_out,
+            events: events_kind,
+            mut options,
+        } = config;
         let ctx = zmq::Context::new();
         let frontend = ctx.socket(zmq::STREAM).unwrap();
         let backend = ctx.socket(zmq::STREAM).unwrap();
@@ -79,11 +129,20 @@ impl Proxy {
         // zmq_ctx_term wait for ever.
         frontend.set_linger(0).unwrap();
         backend.set_linger(0).unwrap();
+        if ipv6 {
+            frontend.set_ipv6(true).unwrap();
+        }
         configure(&frontend, &backend);
-        frontend.bind("tcp://127.0.0.1:0").unwrap();
-        backend.bind("tcp://127.0.0.1:0").unwrap();
+        frontend
+            .bind(&frontend_bind)
+            .unwrap_or_else(|e| panic!("frontend bind {frontend_bind}: {e}"));
         let fe = endpoint_of(&frontend);
-        let be = endpoint_of(&backend);
+        let be = if dial_out {
+            String::new()
+        } else {
+            backend.bind("tcp://127.0.0.1:0").unwrap();
+            endpoint_of(&backend)
+        };
         let n = NEXT_CONTROL.fetch_add(1, Ordering::Relaxed);
         let control_ep = format!("inproc://control-{}-{n}", std::process::id());
         let (ours, theirs) = match control_type {
@@ -98,31 +157,91 @@ impl Proxy {
         proxy_control.bind(&control_ep).unwrap();
         let control = ctx.socket(ours).unwrap();
         control.connect(&control_ep).unwrap();
+        // The events socket: the proxy's end is made here in the proxy's context and handed
+        // over by pointer (ZMQ_PROXY_STREAM_EVENTS); the test keeps the other end.
+        let (events, proxy_events) = match events_kind {
+            None => (None, None),
+            Some(kind) => {
+                let events_ep = format!("inproc://events-{}-{n}", std::process::id());
+                let (ours, theirs) = match kind {
+                    EventsKind::Pair => (Some(zmq::PAIR), zmq::PAIR),
+                    EventsKind::Pub => (Some(zmq::SUB), zmq::PUB),
+                    EventsKind::PushToNobody => (None, zmq::PUSH),
+                };
+                let test_side = ours.map(|t| {
+                    let s = ctx.socket(t).unwrap();
+                    s.set_linger(0).unwrap();
+                    if t == zmq::SUB {
+                        s.set_subscribe(b"").unwrap();
+                    }
+                    s.bind(&events_ep).unwrap();
+                    s
+                });
+                let proxy_side = ctx.socket(theirs).unwrap();
+                proxy_side.set_linger(0).unwrap();
+                if let Some(t) = &test_side {
+                    proxy_side.connect(&events_ep).unwrap();
+                    // Let the test's end take the new pipe now (a SUB then sends its
+                    // subscription), so that the proxy's first event is not lost.
+                    t.poll(zmq::POLLIN, 0).unwrap();
+                }
+                let raw = proxy_side.into_raw();
+                options.push((
+                    zmq_proxy_stream::api::ZMQ_PROXY_STREAM_EVENTS,
+                    OptValue::Ptr(raw as usize),
+                ));
+                (test_side, Some(SendPtr(raw)))
+            }
+        };
+        // Options are set here, in the test's thread, so that a refused option fails the
+        // test at once, with every socket closed (a socket left open would make the
+        // context's termination wait for ever).
+        let handle = if options.is_empty() {
+            None
+        } else {
+            // The handle is destroyed here on error, else by the proxy thread.
+            let mut h = zmq_proxy_stream::ffi::zmq_proxy_stream_new();
+            for (option, value) in &options {
+                let bytes = value.bytes();
+                // SAFETY: `bytes` is valid for its length; `h` is a live handle.
+                let rc = unsafe {
+                    zmq_proxy_stream::ffi::zmq_proxy_stream_setopt(
+                        h,
+                        *option,
+                        bytes.as_ptr() as *const c_void,
+                        bytes.len(),
+                    )
+                };
+                if rc != 0 {
+                    let errno = last_errno();
+                    // SAFETY: `h` is live; the events socket pointer is still ours.
+                    unsafe {
+                        zmq_proxy_stream::ffi::zmq_proxy_stream_destroy(&mut h);
+                        if let Some(e) = &proxy_events {
+                            drop(zmq::Socket::from_raw(e.0));
+                        }
+                    }
+                    panic!("zmq_proxy_stream_setopt({option}, {value:?}) failed: errno {errno}");
+                }
+            }
+            Some(SendPtr(h as *mut c_void))
+        };
         let f = SendPtr(frontend.into_raw());
         let b = SendPtr(backend.into_raw());
         let c = SendPtr(proxy_control.into_raw());
         let thread = std::thread::spawn(move || {
-            let (f, b, c) = (f, b, c);
-            // SAFETY: the three sockets are live and used only by this thread from now on;
-            // the handle is made, used and destroyed here.
+            let (f, b, c, e, h) = (f, b, c, proxy_events, handle);
+            // SAFETY: the sockets and the handle are live and used only by this thread from
+            // now on; the handle is destroyed here.
             let rc = unsafe {
-                if options.is_empty() {
-                    zmq_proxy_stream::zmq_proxy_stream(f.0, b.0, c.0)
-                } else {
-                    let mut h = zmq_proxy_stream::ffi::zmq_proxy_stream_new();
-                    for (option, value) in &options {
-                        let bytes = value.bytes();
-                        let rc = zmq_proxy_stream::ffi::zmq_proxy_stream_setopt(
-                            h,
-                            *option,
-                            bytes.as_ptr() as *const c_void,
-                            bytes.len(),
-                        );
-                        assert_eq!(rc, 0, "setopt {option} {value:?}");
+                match h {
+                    None => zmq_proxy_stream::zmq_proxy_stream(f.0, b.0, c.0),
+                    Some(h) => {
+                        let mut h = h.0 as *mut zmq_proxy_stream::ffi::zmq_proxy_stream_t;
+                        let rc = zmq_proxy_stream::ffi::zmq_proxy_stream_run(h, f.0, b.0, c.0);
+                        zmq_proxy_stream::ffi::zmq_proxy_stream_destroy(&mut h);
+                        rc
                     }
-                    let rc = zmq_proxy_stream::ffi::zmq_proxy_stream_run(h, f.0, b.0, c.0);
-                    zmq_proxy_stream::ffi::zmq_proxy_stream_destroy(&mut h);
-                    rc
                 }
             };
             let errno = if rc == 0 { 0 } else { last_errno() };
@@ -132,6 +251,9 @@ impl Proxy {
                 drop(zmq::Socket::from_raw(f.0));
                 drop(zmq::Socket::from_raw(b.0));
                 drop(zmq::Socket::from_raw(c.0));
+                if let Some(e) = e {
+                    drop(zmq::Socket::from_raw(e.0));
+                }
             }
             (rc, errno)
         });
@@ -139,6 +261,8 @@ impl Proxy {
             ctx,
             frontend: fe,
             backend: be,
+            events,
+            event_backlog: RefCell::new(VecDeque::new()),
             control,
             thread: Some(thread),
         }
@@ -194,6 +318,73 @@ impl Proxy {
         Some(self.control.recv_multipart(0).unwrap())
     }
 
+    /// The next event from the events socket (the backlog first), or None after `timeout`.
+    pub fn next_event(&self, timeout: Duration) -> Option<ProxyEvent> {
+        if let Some(text) = self.event_backlog.borrow_mut().pop_front() {
+            return Some(ProxyEvent::parse(&text));
+        }
+        self.recv_event_text(timeout)
+            .map(|text| ProxyEvent::parse(&text))
+    }
+
+    fn recv_event_text(&self, timeout: Duration) -> Option<String> {
+        let socket = self
+            .events
+            .as_ref()
+            .expect("this proxy was started without an events socket to read");
+        let frames = recv_within(socket, timeout)?;
+        assert_eq!(frames.len(), 1, "an event is one frame: {frames:?}");
+        Some(String::from_utf8(frames[0].clone()).expect("events are ASCII text"))
+    }
+
+    /// Waits for the first event that `matches` (looking at events not yet taken first) and
+    /// takes it; the others stay in the backlog in order. Panics after `deadline`, listing
+    /// the events seen.
+    pub fn wait_event(
+        &self,
+        what: &str,
+        deadline: Duration,
+        mut matches: impl FnMut(&ProxyEvent) -> bool,
+    ) -> ProxyEvent {
+        {
+            let mut backlog = self.event_backlog.borrow_mut();
+            if let Some(i) = backlog.iter().position(|t| matches(&ProxyEvent::parse(t))) {
+                return ProxyEvent::parse(&backlog.remove(i).unwrap());
+            }
+        }
+        let end = Instant::now() + deadline;
+        loop {
+            let left = end.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                panic!(
+                    "timed out waiting for event: {what}; events not taken: {:?}",
+                    self.event_backlog.borrow()
+                );
+            }
+            if let Some(text) = self.recv_event_text(left) {
+                let event = ProxyEvent::parse(&text);
+                if matches(&event) {
+                    return event;
+                }
+                self.event_backlog.borrow_mut().push_back(text);
+            }
+        }
+    }
+
+    /// Every event not yet taken, including those arriving within `quiet` of the last one.
+    pub fn drain_events(&self, quiet: Duration) -> Vec<ProxyEvent> {
+        let mut out: Vec<ProxyEvent> = self
+            .event_backlog
+            .borrow_mut()
+            .drain(..)
+            .map(|t| ProxyEvent::parse(&t))
+            .collect();
+        while let Some(text) = self.recv_event_text(quiet) {
+            out.push(ProxyEvent::parse(&text));
+        }
+        out
+    }
+
     /// Sends TERMINATE and returns the proxy's (rc, errno).
     pub fn terminate(mut self) -> (i32, i32) {
         self.send_command("TERMINATE");
@@ -224,6 +415,10 @@ pub enum OptValue {
     Int(i32),
     I64(i64),
     Str(&'static str),
+    /// An owned string (a worker endpoint made at run time).
+    String(String),
+    /// A socket pointer (ZMQ_PROXY_STREAM_EVENTS): the value passed is a pointer to it.
+    Ptr(usize),
 }
 
 impl OptValue {
@@ -232,6 +427,8 @@ impl OptValue {
             OptValue::Int(v) => v.to_ne_bytes().to_vec(),
             OptValue::I64(v) => v.to_ne_bytes().to_vec(),
             OptValue::Str(s) => s.as_bytes().to_vec(),
+            OptValue::String(s) => s.as_bytes().to_vec(),
+            OptValue::Ptr(p) => p.to_ne_bytes().to_vec(),
         }
     }
 }
@@ -388,8 +585,22 @@ pub fn curve() -> Mechanism {
 
 /// A client socket of the given mechanism (DEALER), connected to `frontend`.
 pub fn client(ctx: &zmq::Context, frontend: &str, mech: &Mechanism) -> zmq::Socket {
+    client_with(ctx, frontend, mech, |_| {})
+}
+
+/// `client`, with `configure` called on the socket before it connects (options, a monitor).
+/// An IPv6 endpoint ("tcp://[::1]:port") turns ZMQ_IPV6 on.
+pub fn client_with(
+    ctx: &zmq::Context,
+    frontend: &str,
+    mech: &Mechanism,
+    configure: impl FnOnce(&zmq::Socket),
+) -> zmq::Socket {
     let socket = ctx.socket(zmq::DEALER).unwrap();
     socket.set_linger(0).unwrap();
+    if frontend.contains('[') {
+        socket.set_ipv6(true).unwrap();
+    }
     match mech {
         Mechanism::Null => {}
         Mechanism::Plain => {
@@ -403,8 +614,61 @@ pub fn client(ctx: &zmq::Context, frontend: &str, mech: &Mechanism) -> zmq::Sock
             socket.set_curve_secretkey(&me.secret_key).unwrap();
         }
     }
+    configure(&socket);
     socket.connect(frontend).unwrap();
     socket
+}
+
+/// A client socket with a socket monitor, and the local address of its first TCP
+/// connection (what the proxy sees as the client's address:port). Use it as the socket.
+///
+/// The monitor must outlive the socket's activity: libzmq 4.3.4 sends monitor events with a
+/// blocking send, so a monitor whose reading end is gone blocks the context's I/O thread at
+/// the next event (every socket of that context stalls). Dropping this stops the monitor
+/// first, then closes the socket, then the monitor's reading end.
+pub struct MonitoredClient {
+    // Field order is drop order: the socket before its monitor.
+    pub socket: zmq::Socket,
+    pub monitor: monitor::Monitor,
+    pub addr: SocketAddr,
+}
+
+impl std::ops::Deref for MonitoredClient {
+    type Target = zmq::Socket;
+    fn deref(&self) -> &zmq::Socket {
+        &self.socket
+    }
+}
+
+impl Drop for MonitoredClient {
+    fn drop(&mut self) {
+        // SAFETY: the socket is live (closed only after this); NULL stops monitoring.
+        unsafe {
+            zmq_sys::zmq_socket_monitor(self.socket.as_mut_ptr(), std::ptr::null(), 0);
+        }
+    }
+}
+
+/// A client connected to `frontend` with a socket monitor (see `MonitoredClient`);
+/// `configure` runs before it connects.
+pub fn monitored_client(
+    ctx: &zmq::Context,
+    frontend: &str,
+    mech: &Mechanism,
+    configure: impl FnOnce(&zmq::Socket),
+) -> MonitoredClient {
+    let mut mon = None;
+    let socket = client_with(ctx, frontend, mech, |s| {
+        configure(s);
+        mon = Some(monitor::Monitor::attach(ctx, s));
+    });
+    let monitor = mon.unwrap();
+    let addr = monitor.wait_connected_addr(DEADLINE);
+    MonitoredClient {
+        socket,
+        monitor,
+        addr,
+    }
 }
 
 /// Receives one multipart message within `timeout`, or None.

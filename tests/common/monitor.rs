@@ -1,5 +1,12 @@
 //! Socket events of one socket (zmq_socket_monitor), read from an inproc PAIR.
+//!
+//! Keep a Monitor alive for as long as its socket may emit events (declare it before the
+//! socket, so that it is dropped after): libzmq 4.3.4 sends events with a blocking send, and
+//! with the reading end gone the next event blocks the I/O thread of the socket's context.
 
+use std::mem::ManuallyDrop;
+use std::net::{SocketAddr, TcpStream};
+use std::os::fd::FromRawFd;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
@@ -50,4 +57,55 @@ impl Monitor {
             seen.push((event, value));
         }
     }
+
+    /// The next event within `timeout`, if any: (event, value).
+    pub fn next(&self, timeout: Duration) -> Option<(zmq::SocketEvent, u32)> {
+        if self
+            .pair
+            .poll(zmq::POLLIN, timeout.as_millis() as i64)
+            .unwrap()
+            == 0
+        {
+            return None;
+        }
+        let frames = self.pair.recv_multipart(0).unwrap();
+        let head = &frames[0];
+        let event = zmq::SocketEvent::from_raw(u16::from_le_bytes([head[0], head[1]]));
+        let value = u32::from_le_bytes([head[2], head[3], head[4], head[5]]);
+        Some((event, value))
+    }
+
+    /// Waits for CONNECTED (or ACCEPTED) and returns the local address of that connection:
+    /// the address:port its peer sees.
+    pub fn wait_connected_addr(&self, deadline: Duration) -> SocketAddr {
+        let end = Instant::now() + deadline;
+        let mut seen = Vec::new();
+        loop {
+            let left = end.saturating_duration_since(Instant::now());
+            assert!(
+                !left.is_zero(),
+                "timed out waiting for CONNECTED; saw {seen:?}"
+            );
+            if let Some((event, value)) = self.next(left) {
+                if matches!(
+                    event,
+                    zmq::SocketEvent::CONNECTED | zmq::SocketEvent::ACCEPTED
+                ) {
+                    return local_addr_of_fd(value as i32).unwrap_or_else(|| {
+                        panic!("the connection (fd {value}) closed before its address was read")
+                    });
+                }
+                seen.push((event, value));
+            }
+        }
+    }
+}
+
+/// The local address of a connected TCP socket that libzmq owns (its fd, as a socket monitor
+/// reports it), or None when that fd is closed already. The fd is borrowed, never closed.
+pub fn local_addr_of_fd(fd: i32) -> Option<SocketAddr> {
+    // SAFETY: `fd` is a TCP socket owned by libzmq (or already closed: getsockname then
+    // fails with EBADF); ManuallyDrop keeps it open.
+    let stream = ManuallyDrop::new(unsafe { TcpStream::from_raw_fd(fd) });
+    stream.local_addr().ok()
 }

@@ -1,0 +1,277 @@
+//! Worker-side peers for dial-out (a bound ROUTER worker, an endpoint that accepts and stays
+//! silent, a refused endpoint) and a dial-in worker that replaces the connections libzmq ends
+//! for good after a handshake protocol error.
+
+use std::net::{SocketAddr, TcpListener};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use super::monitor::{local_addr_of_fd, Monitor};
+use super::{endpoint_of, start_zap_handler, Mechanism};
+
+/// Counters a worker thread keeps, readable from the test.
+#[derive(Default, Debug)]
+pub struct WorkerCounts {
+    /// Messages received and echoed (counted before the echo is sent).
+    pub served: AtomicUsize,
+    /// Connections accepted (bound) or established (connected).
+    pub connections: AtomicUsize,
+    pub handshakes_ok: AtomicUsize,
+    /// HANDSHAKE_FAILED_PROTOCOL and HANDSHAKE_FAILED_AUTH seen on the monitor.
+    pub handshakes_failed: AtomicUsize,
+    /// Connections the worker made again after a failed handshake (RecoveringWorker).
+    pub replaced: AtomicUsize,
+    /// The local address of each connection made (dial-in: the address:port the proxy
+    /// sees), in order.
+    pub local_addrs: Mutex<Vec<SocketAddr>>,
+}
+
+impl WorkerCounts {
+    pub fn get(counter: &AtomicUsize) -> usize {
+        counter.load(Ordering::SeqCst)
+    }
+}
+
+fn server_socket(ctx: &zmq::Context, mech: &Mechanism) -> zmq::Socket {
+    let socket = ctx.socket(zmq::ROUTER).unwrap();
+    socket.set_linger(0).unwrap();
+    socket.set_immediate(true).unwrap();
+    match mech {
+        Mechanism::Null => {}
+        Mechanism::Plain => {
+            socket.set_plain_server(true).unwrap();
+            start_zap_handler(ctx);
+        }
+        Mechanism::Curve(server) => {
+            socket.set_curve_server(true).unwrap();
+            socket.set_curve_secretkey(&server.secret_key).unwrap();
+        }
+    }
+    socket
+}
+
+/// The echo loop shared by the workers here: echoes every message on `socket`, and hands
+/// every monitor event to `on_event`, until `stop`.
+fn echo_loop(
+    socket: zmq::Socket,
+    monitor: Monitor,
+    stop: Arc<AtomicBool>,
+    counts: Arc<WorkerCounts>,
+    mut on_event: impl FnMut(&zmq::Socket, zmq::SocketEvent),
+) {
+    while !stop.load(Ordering::Relaxed) {
+        let mut items = [
+            socket.as_poll_item(zmq::POLLIN),
+            monitor.pair.as_poll_item(zmq::POLLIN),
+        ];
+        zmq::poll(&mut items, 20).unwrap();
+        let (data, events) = (items[0].is_readable(), items[1].is_readable());
+        if events {
+            while let Some((event, value)) = monitor.next(Duration::ZERO) {
+                match event {
+                    zmq::SocketEvent::ACCEPTED => {
+                        counts.connections.fetch_add(1, Ordering::SeqCst);
+                    }
+                    zmq::SocketEvent::CONNECTED => {
+                        // Before counting it, so that a test that saw the count sees it. A
+                        // connection that is already gone again has no address to record.
+                        if let Some(addr) = local_addr_of_fd(value as i32) {
+                            counts.local_addrs.lock().unwrap().push(addr);
+                        }
+                        counts.connections.fetch_add(1, Ordering::SeqCst);
+                    }
+                    zmq::SocketEvent::HANDSHAKE_SUCCEEDED => {
+                        counts.handshakes_ok.fetch_add(1, Ordering::SeqCst);
+                    }
+                    zmq::SocketEvent::HANDSHAKE_FAILED_PROTOCOL
+                    | zmq::SocketEvent::HANDSHAKE_FAILED_AUTH => {
+                        counts.handshakes_failed.fetch_add(1, Ordering::SeqCst);
+                    }
+                    _ => {}
+                }
+                on_event(&socket, event);
+            }
+        }
+        if data {
+            while let Ok(frames) = socket.recv_multipart(zmq::DONTWAIT) {
+                // Counted before the echo leaves, so that a client holding its reply sees
+                // the count.
+                counts.served.fetch_add(1, Ordering::SeqCst);
+                // A ROUTER drops a reply to a peer that left: never blocks.
+                socket.send_multipart(frames, 0).unwrap();
+            }
+        }
+    }
+    // Stop the monitor before closing the socket: a socket closed while its monitor's peer
+    // is already gone may keep its connections open (seen with libzmq 4.3.4).
+    let mut socket = socket;
+    // SAFETY: `socket` is live; a NULL endpoint stops monitoring.
+    unsafe {
+        zmq_sys::zmq_socket_monitor(socket.as_mut_ptr(), std::ptr::null(), 0);
+    }
+    // Closed now (linger 0): every connection of this worker ends at once.
+    drop(socket);
+    drop(monitor);
+}
+
+/// A dial-out worker: a ROUTER server (CURVE, PLAIN or NULL) bound on tcp://127.0.0.1:0,
+/// echoing every message on its own thread. Dropping it kills it: its socket is closed and
+/// every connection to it ends.
+pub struct BoundWorker {
+    pub endpoint: String,
+    pub counts: Arc<WorkerCounts>,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl BoundWorker {
+    pub fn start(ctx: &zmq::Context, mech: &Mechanism) -> BoundWorker {
+        let socket = server_socket(ctx, mech);
+        let monitor = Monitor::attach(ctx, &socket);
+        socket.bind("tcp://127.0.0.1:0").unwrap();
+        let endpoint = endpoint_of(&socket);
+        let stop = Arc::new(AtomicBool::new(false));
+        let counts = Arc::new(WorkerCounts::default());
+        let (stop2, counts2) = (stop.clone(), counts.clone());
+        let thread =
+            std::thread::spawn(move || echo_loop(socket, monitor, stop2, counts2, |_, _| {}));
+        BoundWorker {
+            endpoint,
+            counts,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    pub fn served(&self) -> usize {
+        self.counts.served.load(Ordering::SeqCst)
+    }
+
+    /// Kills the worker now (same as dropping it).
+    pub fn kill(self) {}
+}
+
+impl Drop for BoundWorker {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// A dial-in worker like `Worker`, with the recovery the README asks of worker authors:
+/// it watches its socket monitor and, on HANDSHAKE_FAILED_PROTOCOL or _AUTH (after which
+/// libzmq never reconnects that connection), calls zmq_connect() again to keep its slots.
+pub struct RecoveringWorker {
+    pub counts: Arc<WorkerCounts>,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl RecoveringWorker {
+    pub fn start(
+        ctx: &zmq::Context,
+        backend: &str,
+        mech: &Mechanism,
+        connections: usize,
+    ) -> RecoveringWorker {
+        let socket = server_socket(ctx, mech);
+        // Before the first connect, so that no event is missed.
+        let monitor = Monitor::attach(ctx, &socket);
+        for _ in 0..connections {
+            socket.connect(backend).unwrap();
+        }
+        let stop = Arc::new(AtomicBool::new(false));
+        let counts = Arc::new(WorkerCounts::default());
+        let (stop2, counts2) = (stop.clone(), counts.clone());
+        let backend = backend.to_owned();
+        let thread = std::thread::spawn(move || {
+            let replaced = counts2.clone();
+            echo_loop(socket, monitor, stop2, counts2, move |socket, event| {
+                if matches!(
+                    event,
+                    zmq::SocketEvent::HANDSHAKE_FAILED_PROTOCOL
+                        | zmq::SocketEvent::HANDSHAKE_FAILED_AUTH
+                ) {
+                    socket.connect(&backend).unwrap();
+                    replaced.replaced.fetch_add(1, Ordering::SeqCst);
+                }
+            })
+        });
+        RecoveringWorker {
+            counts,
+            stop,
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for RecoveringWorker {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// A TCP endpoint that accepts connections and never sends a byte (a hung worker host):
+/// it holds every connection until dropped, and counts those it accepted.
+pub struct SilentListener {
+    pub endpoint: String,
+    pub accepted: Arc<AtomicUsize>,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl SilentListener {
+    pub fn start() -> SilentListener {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let endpoint = format!("tcp://{}", listener.local_addr().unwrap());
+        let stop = Arc::new(AtomicBool::new(false));
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let (stop2, accepted2) = (stop.clone(), accepted.clone());
+        let thread = std::thread::spawn(move || {
+            let mut held = Vec::new();
+            while !stop2.load(Ordering::Relaxed) {
+                match listener.accept() {
+                    Ok((s, _)) => {
+                        held.push(s);
+                        accepted2.fetch_add(1, Ordering::SeqCst);
+                    }
+                    // Nothing to accept: look again shortly (this is the listener's own
+                    // loop, not a test waiting for a condition).
+                    Err(_) => std::thread::sleep(Duration::from_millis(5)),
+                }
+            }
+        });
+        SilentListener {
+            endpoint,
+            accepted,
+            stop,
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for SilentListener {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// A tcp:// endpoint on 127.0.0.1 where nothing listens (connections are refused): a port
+/// the kernel gave a listener that is closed again.
+pub fn refused_endpoint() -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    drop(listener);
+    format!("tcp://{addr}")
+}
