@@ -104,6 +104,12 @@ fn thirty_curve_clients_are_served_by_three_dialed_workers() {
             "30 sessions open at once over 3 endpoints, each dial to the endpoint with the \
              fewest open pairs: 10 sessions (40 requests) per worker; got {per_worker:?}"
         );
+        // The worker thread reads its monitor on its own schedule.
+        wait_until(
+            &format!("worker {w}: one CURVE session per client it holds"),
+            DEADLINE,
+            || WorkerCounts::get(&workers[w].counts.handshakes_ok) >= CLIENTS / 3,
+        );
         assert_eq!(
             WorkerCounts::get(&workers[w].counts.handshakes_ok),
             CLIENTS / 3,
@@ -353,10 +359,15 @@ fn wrong_key_clients_do_not_use_up_a_dialed_worker() {
             proxy.stat(ZMQ_PROXY_STREAM_STAT_PAIRS_OPEN) == 0
         });
     }
+    // The worker thread reads its monitor on its own schedule.
+    wait_until(
+        "the worker refused each wrong-key HELLO itself",
+        DEADLINE,
+        || WorkerCounts::get(&worker.counts.handshakes_failed) >= BAD as usize,
+    );
     assert_eq!(
         WorkerCounts::get(&worker.counts.handshakes_failed),
-        BAD as usize,
-        "the worker refused each wrong-key HELLO itself"
+        BAD as usize
     );
     let good = client(&cctx, &proxy.frontend, &mech);
     round_trip(&good, &[b"still here", &payload(7, 2000)]);
