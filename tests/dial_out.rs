@@ -511,3 +511,21 @@ fn dial_out_options_read_back_and_refuse_bad_values() {
         zmq_proxy_stream_destroy(&mut h);
     }
 }
+
+/// Endpoints are plain libzmq endpoints: a worker bound on ipc:// is dialed like a TCP one.
+#[test]
+fn an_ipc_worker_endpoint_is_dialed_too() {
+    let mech = curve();
+    let wctx = zmq::Context::new();
+    let path = std::env::temp_dir().join(format!("streamq-dial-{}.sock", std::process::id()));
+    let endpoint = format!("ipc://{}", path.display());
+    let worker = BoundWorker::start_at(&wctx, &mech, &endpoint);
+    let proxy = Proxy::start_dial_out(&[worker.endpoint.clone()], vec![]);
+    let cctx = zmq::Context::new();
+    let c = client(&cctx, &proxy.frontend, &mech);
+    round_trip(&c, &[b"over ipc", &payload(3, 20000)]);
+    assert_eq!(proxy.stat(ZMQ_PROXY_STREAM_STAT_DIALS), 1);
+    assert_eq!(proxy.stat(ZMQ_PROXY_STREAM_STAT_CONNECT_TIMEOUTS), 0);
+    drop(worker);
+    let _ = std::fs::remove_file(&path);
+}

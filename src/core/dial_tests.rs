@@ -266,3 +266,37 @@ fn connections_failing_together_count_as_one_failure() {
     s.advance(Duration::from_millis(501));
     assert_eq!(s.core.stats().endpoints_down, 0);
 }
+
+#[test]
+fn a_client_whose_worker_never_answers_times_out_and_takes_the_dial_along() {
+    let mut limits = dial_limits(&[EP_A]);
+    limits.connect_timeout = None;
+    limits.wait_timeout = Some(Duration::from_millis(1000));
+    let mut s = Sim::new(limits);
+    s.client(1, CURVE);
+    let (_, wid) = s.dials[0].clone();
+    s.advance(Duration::from_millis(1001));
+    assert!(s.is_closed(F, 1));
+    assert!(
+        s.closed.contains(&(B, wid)),
+        "its connection closed with it"
+    );
+    assert_eq!(s.core.stats().reject_wait_timeout, 1);
+    assert_eq!(s.core.stats().clients_waiting, 0);
+    assert_eq!(s.core.connections(), 0);
+    assert_eq!(s.events(), ["REJECT - wait-timeout"]);
+}
+
+#[test]
+fn max_pairs_counts_connections_being_made() {
+    let mut limits = dial_limits(&[EP_A]);
+    limits.max_pairs = Some(1);
+    let mut s = Sim::new(limits);
+    s.client(1, CURVE);
+    s.client(2, CURVE);
+    assert_eq!(s.dials.len(), 1, "one slot: client 2 waits");
+    let w1 = s.dialed_worker_greets(0, CURVE);
+    assert_eq!(s.dials.len(), 1);
+    s.recv_id(B, &w1, &[]);
+    assert_eq!(s.dials.len(), 2, "the slot is free again");
+}

@@ -128,9 +128,14 @@ pub struct BoundWorker {
 
 impl BoundWorker {
     pub fn start(ctx: &zmq::Context, mech: &Mechanism) -> BoundWorker {
+        BoundWorker::start_at(ctx, mech, "tcp://127.0.0.1:0")
+    }
+
+    /// The same, bound at `endpoint` (e.g. an ipc:// path).
+    pub fn start_at(ctx: &zmq::Context, mech: &Mechanism, endpoint: &str) -> BoundWorker {
         let socket = server_socket(ctx, mech);
         let monitor = Monitor::attach(ctx, &socket);
-        socket.bind("tcp://127.0.0.1:0").unwrap();
+        socket.bind(endpoint).unwrap();
         let endpoint = endpoint_of(&socket);
         let stop = Arc::new(AtomicBool::new(false));
         let counts = Arc::new(WorkerCounts::default());
