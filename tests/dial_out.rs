@@ -520,7 +520,7 @@ fn an_ipc_worker_endpoint_is_dialed_too() {
     let path = std::env::temp_dir().join(format!("streamq-dial-{}.sock", std::process::id()));
     let endpoint = format!("ipc://{}", path.display());
     let worker = BoundWorker::start_at(&wctx, &mech, &endpoint);
-    let proxy = Proxy::start_dial_out(&[worker.endpoint.clone()], vec![]);
+    let proxy = Proxy::start_dial_out(std::slice::from_ref(&worker.endpoint), vec![]);
     let cctx = zmq::Context::new();
     let c = client(&cctx, &proxy.frontend, &mech);
     round_trip(&c, &[b"over ipc", &payload(3, 20000)]);
