@@ -441,7 +441,9 @@ void zmq_proxy_stream_version(int *major, int *minor, int *patch);
  *
  * Preconditions (the caller's):
  * - `frontend` and `backend` are two distinct ZMQ_STREAM sockets made by the caller on its
- *   own libzmq context and already bound (workers and clients connect to them).
+ *   own libzmq context and already bound (workers and clients connect to them). In the
+ *   dial-out topology (zmq_proxy_stream_run() with ZMQ_PROXY_STREAM_WORKER_ENDPOINT) the
+ *   backend is left unbound and the proxy connects it to the workers itself.
  * - ZMQ_STREAM_NOTIFY is left at its default (1): the proxy learns of connections and
  *   disconnections only through it.
  * - ZMQ_SNDHWM, ZMQ_RCVHWM and other socket options are set before zmq_bind(): libzmq
@@ -476,7 +478,11 @@ void zmq_proxy_stream_version(int *major, int *minor, int *patch);
  * never reconnects that connection: watch the socket monitor for
  * ZMQ_EVENT_HANDSHAKE_FAILED_* and call zmq_connect() again. Idle worker connections are
  * recycled before libzmq's ZMQ_HANDSHAKE_IVL (30 s) expires (ZMQ_PROXY_STREAM_WORKER_MAX_AGE).
- * Through the proxy, a worker's ZAP handler sees the proxy's address, not the client's.
+ * Through the proxy, a worker's ZAP handler sees the proxy's address, not the client's:
+ * address policy belongs to the proxy (ZMQ_PROXY_STREAM_ALLOW, _DENY, _MAX_PER_ADDRESS,
+ * _FAIL_BAN). In dial-out, workers instead bind a ZMQ_ROUTER (the mechanism's server) at
+ * the endpoints the proxy dials; nothing else is asked of them: a client with a wrong key
+ * costs them one connection, which the bound socket simply drops.
  *
  * Returns 0 after TERMINATE. Returns -1 and sets errno: EFAULT when `frontend` or `backend`
  * is NULL; EINVAL when they are not two distinct ZMQ_STREAM sockets, or `control` is of
