@@ -274,7 +274,7 @@ impl Driver {
                 Command::Resume => self.core.set_paused(false),
                 _ => {}
             }
-            match reply_for(kind, command, self.core.stats()) {
+            match reply_for(kind, command, self.core.stats_at(Instant::now())) {
                 Reply::None => {}
                 Reply::Empty => send_ignoring_full(control, &[], 0)?,
                 Reply::Packed(values) => {

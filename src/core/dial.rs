@@ -224,7 +224,6 @@ impl<P: AsRef<[u8]>> Core<P> {
         };
         if endpoint_failed {
             self.endpoints.mark_down(dial.endpoint, now, dialed_at);
-            self.stats.endpoints_down = self.endpoints.down_count(now);
         }
         let client = self.conns.get_mut(dial.client);
         if let Some(c) = client {
@@ -258,9 +257,9 @@ impl<P: AsRef<[u8]>> Core<P> {
         }
     }
 
-    pub(super) fn refresh_endpoint_health(&mut self, now: Instant) {
-        if self.endpoints.active() {
-            self.stats.endpoints_down = self.endpoints.down_count(now);
-        }
+    /// The counters, with the ones that depend on the time brought up to `now`.
+    pub fn stats_at(&mut self, now: Instant) -> &super::Stats {
+        self.stats.endpoints_down = self.endpoints.down_count(now);
+        &self.stats
     }
 }

@@ -97,7 +97,7 @@ fn an_endpoint_that_does_not_answer_is_skipped_and_nothing_is_lost() {
         "dropped with [id][]"
     );
     assert_eq!(s.core.stats().connect_timeouts, 1);
-    assert_eq!(s.core.stats().endpoints_down, 1);
+    assert_eq!(s.core.stats_at(s.now).endpoints_down, 1);
     assert_eq!(s.dials.len(), 2);
     assert_eq!(s.dials[1].0, EP_B, "offered to the other endpoint");
     let wid = s.dialed_worker_greets(1, CURVE);
@@ -110,7 +110,7 @@ fn an_endpoint_that_does_not_answer_is_skipped_and_nothing_is_lost() {
     assert_eq!(s.dials[2].0, EP_B);
     s.dialed_worker_greets(2, CURVE);
     s.advance(Duration::from_millis(600));
-    assert_eq!(s.core.stats().endpoints_down, 0);
+    assert_eq!(s.core.stats_at(s.now).endpoints_down, 0);
     s.client(3, CURVE);
     assert_eq!(s.dials[3].0, EP_A);
 }
@@ -120,7 +120,7 @@ fn with_every_endpoint_down_clients_wait_for_the_first_to_come_back() {
     let mut s = Sim::new(dial_limits(&[EP_A]));
     s.refused.insert(EP_A.to_string());
     s.client(1, CURVE);
-    assert_eq!(s.core.stats().endpoints_down, 1);
+    assert_eq!(s.core.stats_at(s.now).endpoints_down, 1);
     assert_eq!(s.core.stats().clients_waiting, 1);
     assert!(s.dials.is_empty());
     s.refused.clear();
@@ -244,7 +244,7 @@ fn one_slow_connection_to_an_endpoint_that_answers_others_does_not_mark_it_down(
     s.dialed_worker_greets(1, CURVE);
     s.advance(Duration::from_millis(301));
     assert_eq!(s.core.stats().connect_timeouts, 1);
-    assert_eq!(s.core.stats().endpoints_down, 0, "A answered since");
+    assert_eq!(s.core.stats_at(s.now).endpoints_down, 0, "A answered since");
     assert_eq!(s.dials.len(), 3, "client 1 dialed again at once");
 }
 
@@ -259,12 +259,12 @@ fn connections_failing_together_count_as_one_failure() {
     s.dialed_worker_greets(3, CURVE);
     s.advance(Duration::from_millis(301));
     assert_eq!(s.core.stats().connect_timeouts, 2);
-    assert_eq!(s.core.stats().endpoints_down, 1);
+    assert_eq!(s.core.stats_at(s.now).endpoints_down, 1);
     // Down for the first backoff only (500 ms), not doubled by the second failure.
     s.dialed_worker_greets(4, CURVE);
     s.dialed_worker_greets(5, CURVE);
     s.advance(Duration::from_millis(501));
-    assert_eq!(s.core.stats().endpoints_down, 0);
+    assert_eq!(s.core.stats_at(s.now).endpoints_down, 0);
 }
 
 #[test]

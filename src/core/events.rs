@@ -108,6 +108,22 @@ fn field(out: &mut String, text: &str) {
     }
 }
 
+/// The fields OPEN and CLOSE lines start with.
+fn pair_head(
+    out: &mut String,
+    kind: &str,
+    pair: u64,
+    client: Option<SocketAddr>,
+    worker: &str,
+    mechanism: Mechanism,
+) {
+    let _ = write!(out, "{kind} {pair} ");
+    address(out, client);
+    out.push(' ');
+    field(out, worker);
+    let _ = write!(out, " {}", mechanism.name());
+}
+
 impl Event {
     /// The event's line, as documented at ZMQ_PROXY_STREAM_EVENTS.
     pub fn to_text(&self) -> String {
@@ -118,13 +134,7 @@ impl Event {
                 client,
                 worker,
                 mechanism,
-            } => {
-                let _ = write!(s, "OPEN {pair} ");
-                address(&mut s, *client);
-                s.push(' ');
-                field(&mut s, worker);
-                let _ = write!(s, " {}", mechanism.name());
-            }
+            } => pair_head(&mut s, "OPEN", *pair, *client, worker, *mechanism),
             Event::Close {
                 pair,
                 client,
@@ -135,14 +145,10 @@ impl Event {
                 duration,
                 end,
             } => {
-                let _ = write!(s, "CLOSE {pair} ");
-                address(&mut s, *client);
-                s.push(' ');
-                field(&mut s, worker);
+                pair_head(&mut s, "CLOSE", *pair, *client, worker, *mechanism);
                 let _ = write!(
                     s,
-                    " {} {bytes_up} {bytes_down} {} {}",
-                    mechanism.name(),
+                    " {bytes_up} {bytes_down} {} {}",
                     duration.as_millis(),
                     end.token()
                 );

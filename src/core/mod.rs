@@ -129,8 +129,8 @@ struct Conn<P> {
     dial: Option<Dial>,
     /// Dial-out: libzmq is yet to be asked to connect it.
     connect_due: bool,
-    /// While paired: the pair's number, since when, its mechanism, and the bytes this side
-    /// sent its partner.
+    /// A paired client's: the pair's number, since when, and its mechanism (for events).
+    /// Either side's `relayed`: the bytes it sent its partner.
     pair_no: u64,
     paired_at: Instant,
     mechanism: Option<Mechanism>,
@@ -454,18 +454,11 @@ impl<P: AsRef<[u8]>> Core<P> {
                 self.abandon_dial(now, key, true);
             }
             State::Closing { .. } if dialed => {
-                // libzmq would connect it again by itself: the close request must still go.
-                // The TCP connection is gone: its descriptor is no longer ours to look at.
-                let linger = self.limits.close_linger;
-                if let Some(c) = self.conns.get_mut(key) {
-                    c.state = State::Closing {
-                        flush: false,
-                        deadline: now + linger,
-                    };
-                    c.out.clear();
-                    c.peer = None;
-                }
-                self.mark_ready(key);
+                // libzmq would connect it again by itself: the close request must still go,
+                // without the flush. The TCP connection is gone: its descriptor is no longer
+                // ours to look at.
+                self.conns.get_mut(key).expect("live conn").peer = None;
+                self.start_close(now, key, false);
                 return;
             }
             _ => pools::leave_pool(&conn.state, &mut self.stats),
@@ -484,12 +477,7 @@ impl<P: AsRef<[u8]>> Core<P> {
         if policy.is_empty() {
             return None;
         }
-        let conn = self.conns.get_mut(key).expect("live conn");
-        let Some(ip) = conn
-            .peer
-            .and_then(|p| p.addr)
-            .map(|a| policy::address_key(a.ip()))
-        else {
+        let Some(ip) = self.client_ip(key) else {
             // No IP address (ipc://): admitted unless an allow list asks for one.
             return (!policy.allow.is_empty()).then_some(Reject::Denied);
         };
@@ -511,7 +499,7 @@ impl<P: AsRef<[u8]>> Core<P> {
                 return Some(Reject::PerAddress);
             }
             *n += 1;
-            conn.counted_addr = Some(ip);
+            self.conns.get_mut(key).expect("live conn").counted_addr = Some(ip);
         }
         None
     }
@@ -722,7 +710,6 @@ impl<P: AsRef<[u8]>> Core<P> {
         }
         self.fire_timers(now);
         self.expire_tombstones(now);
-        self.refresh_endpoint_health(now);
     }
 
     /// When the driver must call in again even if no socket becomes readable.

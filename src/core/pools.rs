@@ -145,9 +145,6 @@ impl<P: AsRef<[u8]>> Core<P> {
             let w = self.conns.get_mut(worker).expect("live worker");
             w.state = State::Paired(client);
             w.last_activity = now;
-            w.pair_no = pair_no;
-            w.paired_at = now;
-            w.mechanism = Some(m);
             w.watch = Some(Box::default());
             // The end of the greeting the worker has been waiting for, then the client's
             // first command: from here on the two talk to each other.

@@ -63,6 +63,7 @@ pub struct Stats {
     pub reject_per_address: u64,
     pub dials: u64,
     pub connect_timeouts: u64,
+    /// As of the last [`super::Core::stats_at`]: endpoints go up again with time alone.
     pub endpoints_down: u64,
     pub reject_banned: u64,
     pub handshakes_failed: u64,
