@@ -336,6 +336,19 @@ fn wrong_key_client(ctx: &zmq::Context, frontend: &str) -> zmq::Socket {
     })
 }
 
+/// A wrong-key client sends a request: the worker ends the pair before its handshake
+/// completes (the `n`th such failure) and the client gets nothing.
+fn wrong_key_client_fails(ctx: &zmq::Context, proxy: &Proxy, n: u64) {
+    let bad = wrong_key_client(ctx, &proxy.frontend);
+    bad.send("let me in", zmq::DONTWAIT).unwrap();
+    wait_until(
+        "the worker's handshake failure is counted",
+        DEADLINE,
+        || proxy.stat(ZMQ_PROXY_STREAM_STAT_HANDSHAKES_FAILED) == n,
+    );
+    assert!(recv_within(&bad, Duration::ZERO).is_none());
+}
+
 /// Dial-out with one worker endpoint: clients with the wrong server key each cost the worker
 /// one connection (HANDSHAKES_FAILED), never its capacity: a good client is served after.
 #[test]
@@ -347,14 +360,7 @@ fn wrong_key_clients_do_not_use_up_a_dialed_worker() {
     let proxy = Proxy::start_dial_out(std::slice::from_ref(&worker.endpoint), vec![]);
     let cctx = zmq::Context::new();
     for i in 1..=BAD {
-        let bad = wrong_key_client(&cctx, &proxy.frontend);
-        bad.send("let me in", zmq::DONTWAIT).unwrap();
-        wait_until(
-            "the worker's handshake failure is counted",
-            DEADLINE,
-            || proxy.stat(ZMQ_PROXY_STREAM_STAT_HANDSHAKES_FAILED) == i,
-        );
-        assert!(recv_within(&bad, Duration::ZERO).is_none());
+        wrong_key_client_fails(&cctx, &proxy, i);
         wait_until("the pair is gone", DEADLINE, || {
             proxy.stat(ZMQ_PROXY_STREAM_STAT_PAIRS_OPEN) == 0
         });
@@ -400,14 +406,7 @@ fn wrong_key_clients_do_not_use_up_a_recovering_dial_in_worker() {
     });
     let cctx = zmq::Context::new();
     for i in 1..=BAD {
-        let bad = wrong_key_client(&cctx, &proxy.frontend);
-        bad.send("let me in", zmq::DONTWAIT).unwrap();
-        wait_until(
-            "the worker's handshake failure is counted",
-            DEADLINE,
-            || proxy.stat(ZMQ_PROXY_STREAM_STAT_HANDSHAKES_FAILED) == i,
-        );
-        assert!(recv_within(&bad, Duration::ZERO).is_none());
+        wrong_key_client_fails(&cctx, &proxy, i);
         wait_until("the worker replaced its connection", DEADLINE, || {
             WorkerCounts::get(&worker.counts.replaced) == i as usize
         });

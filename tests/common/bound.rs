@@ -5,11 +5,10 @@
 use std::net::{SocketAddr, TcpListener};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
 use std::time::Duration;
 
 use super::monitor::{local_addr_of_fd, Monitor};
-use super::{endpoint_of, start_zap_handler, Mechanism};
+use super::{endpoint_of, start_zap_handler, Background, Mechanism};
 
 /// Counters a worker thread keeps, readable from the test.
 #[derive(Default, Debug)]
@@ -34,7 +33,8 @@ impl WorkerCounts {
     }
 }
 
-fn server_socket(ctx: &zmq::Context, mech: &Mechanism) -> zmq::Socket {
+/// A ROUTER server socket for `mech` (linger 0, ZMQ_IMMEDIATE as the worker rules ask).
+pub fn server_socket(ctx: &zmq::Context, mech: &Mechanism) -> zmq::Socket {
     let socket = ctx.socket(zmq::ROUTER).unwrap();
     socket.set_linger(0).unwrap();
     socket.set_immediate(true).unwrap();
@@ -122,8 +122,7 @@ fn echo_loop(
 pub struct BoundWorker {
     pub endpoint: String,
     pub counts: Arc<WorkerCounts>,
-    stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<()>>,
+    _thread: Background,
 }
 
 impl BoundWorker {
@@ -137,16 +136,14 @@ impl BoundWorker {
         let monitor = Monitor::attach(ctx, &socket);
         socket.bind(endpoint).unwrap();
         let endpoint = endpoint_of(&socket);
-        let stop = Arc::new(AtomicBool::new(false));
         let counts = Arc::new(WorkerCounts::default());
-        let (stop2, counts2) = (stop.clone(), counts.clone());
+        let counts2 = counts.clone();
         let thread =
-            std::thread::spawn(move || echo_loop(socket, monitor, stop2, counts2, |_, _| {}));
+            Background::spawn(move |stop| echo_loop(socket, monitor, stop, counts2, |_, _| {}));
         BoundWorker {
             endpoint,
             counts,
-            stop,
-            thread: Some(thread),
+            _thread: thread,
         }
     }
 
@@ -158,22 +155,12 @@ impl BoundWorker {
     pub fn kill(self) {}
 }
 
-impl Drop for BoundWorker {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
-
 /// A dial-in worker like `Worker`, with the recovery the README asks of worker authors:
 /// it watches its socket monitor and, on HANDSHAKE_FAILED_PROTOCOL or _AUTH (after which
 /// libzmq never reconnects that connection), calls zmq_connect() again to keep its slots.
 pub struct RecoveringWorker {
     pub counts: Arc<WorkerCounts>,
-    stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<()>>,
+    _thread: Background,
 }
 
 impl RecoveringWorker {
@@ -189,13 +176,12 @@ impl RecoveringWorker {
         for _ in 0..connections {
             socket.connect(backend).unwrap();
         }
-        let stop = Arc::new(AtomicBool::new(false));
         let counts = Arc::new(WorkerCounts::default());
-        let (stop2, counts2) = (stop.clone(), counts.clone());
+        let counts2 = counts.clone();
         let backend = backend.to_owned();
-        let thread = std::thread::spawn(move || {
+        let thread = Background::spawn(move |stop| {
             let replaced = counts2.clone();
-            echo_loop(socket, monitor, stop2, counts2, move |socket, event| {
+            echo_loop(socket, monitor, stop, counts2, move |socket, event| {
                 if matches!(
                     event,
                     zmq::SocketEvent::HANDSHAKE_FAILED_PROTOCOL
@@ -208,17 +194,7 @@ impl RecoveringWorker {
         });
         RecoveringWorker {
             counts,
-            stop,
-            thread: Some(thread),
-        }
-    }
-}
-
-impl Drop for RecoveringWorker {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
+            _thread: thread,
         }
     }
 }
@@ -228,8 +204,7 @@ impl Drop for RecoveringWorker {
 pub struct SilentListener {
     pub endpoint: String,
     pub accepted: Arc<AtomicUsize>,
-    stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<()>>,
+    _thread: Background,
 }
 
 impl SilentListener {
@@ -237,12 +212,11 @@ impl SilentListener {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         listener.set_nonblocking(true).unwrap();
         let endpoint = format!("tcp://{}", listener.local_addr().unwrap());
-        let stop = Arc::new(AtomicBool::new(false));
         let accepted = Arc::new(AtomicUsize::new(0));
-        let (stop2, accepted2) = (stop.clone(), accepted.clone());
-        let thread = std::thread::spawn(move || {
+        let accepted2 = accepted.clone();
+        let thread = Background::spawn(move |stop| {
             let mut held = Vec::new();
-            while !stop2.load(Ordering::Relaxed) {
+            while !stop.load(Ordering::Relaxed) {
                 match listener.accept() {
                     Ok((s, _)) => {
                         held.push(s);
@@ -257,17 +231,7 @@ impl SilentListener {
         SilentListener {
             endpoint,
             accepted,
-            stop,
-            thread: Some(thread),
-        }
-    }
-}
-
-impl Drop for SilentListener {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
+            _thread: thread,
         }
     }
 }

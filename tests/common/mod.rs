@@ -483,12 +483,38 @@ pub enum Mechanism {
     Curve(Arc<zmq::CurveKeyPair>),
 }
 
+/// A thread that runs until its owner drops it: `body` gets the stop flag, looks at it
+/// often and returns once it is set; dropping sets it and joins the thread.
+pub struct Background {
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Background {
+    pub fn spawn(body: impl FnOnce(Arc<AtomicBool>) + Send + 'static) -> Background {
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        Background {
+            stop,
+            thread: Some(std::thread::spawn(move || body(flag))),
+        }
+    }
+}
+
+impl Drop for Background {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
 /// A worker: one ROUTER socket (a CURVE/PLAIN/NULL server) connected `connections` times
 /// to the proxy's backend, echoing every message on its own thread until dropped.
 pub struct Worker {
-    stop: Arc<AtomicBool>,
     pub served: Arc<AtomicUsize>,
-    thread: Option<JoinHandle<()>>,
+    _thread: Background,
 }
 
 impl Worker {
@@ -503,29 +529,15 @@ impl Worker {
         connections: usize,
         configure: impl FnOnce(&zmq::Socket),
     ) -> Worker {
-        let socket = ctx.socket(zmq::ROUTER).unwrap();
-        socket.set_linger(0).unwrap();
-        socket.set_immediate(true).unwrap();
-        match &mech {
-            Mechanism::Null => {}
-            Mechanism::Plain => {
-                socket.set_plain_server(true).unwrap();
-                start_zap_handler(ctx);
-            }
-            Mechanism::Curve(server) => {
-                socket.set_curve_server(true).unwrap();
-                socket.set_curve_secretkey(&server.secret_key).unwrap();
-            }
-        }
+        let socket = bound::server_socket(ctx, &mech);
         configure(&socket);
         for _ in 0..connections {
             socket.connect(backend).unwrap();
         }
-        let stop = Arc::new(AtomicBool::new(false));
         let served = Arc::new(AtomicUsize::new(0));
-        let (stop2, served2) = (stop.clone(), served.clone());
-        let thread = std::thread::spawn(move || {
-            while !stop2.load(Ordering::Relaxed) {
+        let served2 = served.clone();
+        let thread = Background::spawn(move |stop| {
+            while !stop.load(Ordering::Relaxed) {
                 if socket.poll(zmq::POLLIN, 20).unwrap() == 0 {
                     continue;
                 }
@@ -535,18 +547,8 @@ impl Worker {
             }
         });
         Worker {
-            stop,
             served,
-            thread: Some(thread),
-        }
-    }
-}
-
-impl Drop for Worker {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
+            _thread: thread,
         }
     }
 }

@@ -29,33 +29,35 @@ impl Monitor {
         Monitor { pair }
     }
 
-    /// Waits for `want`; returns its value. Other events are skipped (and listed on timeout).
-    pub fn wait_for(&self, want: zmq::SocketEvent, deadline: Duration) -> u32 {
+    /// Waits for the first event that `wanted` accepts; returns it with its value. Other
+    /// events are skipped (and listed on timeout).
+    fn wait_event(
+        &self,
+        what: &str,
+        deadline: Duration,
+        wanted: impl Fn(zmq::SocketEvent) -> bool,
+    ) -> (zmq::SocketEvent, u32) {
         let end = Instant::now() + deadline;
         let mut seen = Vec::new();
         loop {
             let left = end.saturating_duration_since(Instant::now());
             assert!(
                 !left.is_zero(),
-                "timed out waiting for socket event {want:?}; saw {seen:?}"
+                "timed out waiting for socket event {what}; saw {seen:?}"
             );
-            if self
-                .pair
-                .poll(zmq::POLLIN, left.as_millis() as i64)
-                .unwrap()
-                == 0
-            {
-                continue;
+            if let Some((event, value)) = self.next(left) {
+                if wanted(event) {
+                    return (event, value);
+                }
+                seen.push((event, value));
             }
-            let frames = self.pair.recv_multipart(0).unwrap();
-            let head = &frames[0];
-            let event = zmq::SocketEvent::from_raw(u16::from_le_bytes([head[0], head[1]]));
-            let value = u32::from_le_bytes([head[2], head[3], head[4], head[5]]);
-            if event == want {
-                return value;
-            }
-            seen.push((event, value));
         }
+    }
+
+    /// Waits for `want`; returns its value. Other events are skipped (and listed on timeout).
+    pub fn wait_for(&self, want: zmq::SocketEvent, deadline: Duration) -> u32 {
+        self.wait_event(&format!("{want:?}"), deadline, |e| e == want)
+            .1
     }
 
     /// The next event within `timeout`, if any: (event, value).
@@ -78,26 +80,12 @@ impl Monitor {
     /// Waits for CONNECTED (or ACCEPTED) and returns the local address of that connection:
     /// the address:port its peer sees.
     pub fn wait_connected_addr(&self, deadline: Duration) -> SocketAddr {
-        let end = Instant::now() + deadline;
-        let mut seen = Vec::new();
-        loop {
-            let left = end.saturating_duration_since(Instant::now());
-            assert!(
-                !left.is_zero(),
-                "timed out waiting for CONNECTED; saw {seen:?}"
-            );
-            if let Some((event, value)) = self.next(left) {
-                if matches!(
-                    event,
-                    zmq::SocketEvent::CONNECTED | zmq::SocketEvent::ACCEPTED
-                ) {
-                    return local_addr_of_fd(value as i32).unwrap_or_else(|| {
-                        panic!("the connection (fd {value}) closed before its address was read")
-                    });
-                }
-                seen.push((event, value));
-            }
-        }
+        let (_, fd) = self.wait_event("CONNECTED", deadline, |e| {
+            matches!(e, zmq::SocketEvent::CONNECTED | zmq::SocketEvent::ACCEPTED)
+        });
+        local_addr_of_fd(fd as i32).unwrap_or_else(|| {
+            panic!("the connection (fd {fd}) closed before its address was read")
+        })
     }
 }
 
