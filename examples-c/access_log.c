@@ -174,24 +174,6 @@ static int print_event (const char *stamp, const uint8_t *data, size_t size)
     return 0;
 }
 
-/* Reads one monitor event (6 bytes of event and value, then the endpoint); returns it. */
-static int read_monitor_event (void *monitor)
-{
-    uint8_t head[6];
-    uint16_t event = 0;
-    int more = 0;
-    size_t more_size = sizeof more;
-    if (zmq_recv (monitor, head, sizeof head, ZMQ_DONTWAIT) >= 2)
-        memcpy (&event, head, sizeof event);
-    zmq_getsockopt (monitor, ZMQ_RCVMORE, &more, &more_size);
-    while (more) {
-        char skip[1];
-        zmq_recv (monitor, skip, sizeof skip, 0);
-        zmq_getsockopt (monitor, ZMQ_RCVMORE, &more, &more_size);
-    }
-    return event;
-}
-
 int main (int argc, char **argv)
 {
     setvbuf (stdout, NULL, _IOLBF, 0);
@@ -270,16 +252,10 @@ int main (int argc, char **argv)
             why = "count reached";
             break;
         }
-        /* At most a second per wait: a signal that lands between the check of stop_signal
-         * and zmq_poll() (so no EINTR) is still noticed soon. */
-        long timeout = 1000;
-        if (deadline != 0) {
-            int64_t left = deadline - now_ms ();
-            if (left <= 0) {
-                why = "max-seconds reached";
-                break;
-            }
-            timeout = left < timeout ? (long) left : timeout;
+        long timeout = poll_slice_ms (deadline);
+        if (timeout < 0) {
+            why = "max-seconds reached";
+            break;
         }
         zmq_pollitem_t items[] = {{sub, 0, ZMQ_POLLIN, 0}, {monitor, 0, ZMQ_POLLIN, 0}};
         if (zmq_poll (items, 2, timeout) < 0) {

@@ -132,24 +132,6 @@ static int check_reply (client_t *c, long index, char *why, size_t why_size)
     return bad;
 }
 
-/* Reads one monitor event (6 bytes: event, value; then the endpoint); returns the event. */
-static int read_event (void *monitor)
-{
-    uint8_t head[6];
-    uint16_t event = 0;
-    int more = 0;
-    size_t more_size = sizeof more;
-    if (zmq_recv (monitor, head, sizeof head, ZMQ_DONTWAIT) >= 2)
-        memcpy (&event, head, sizeof event);
-    zmq_getsockopt (monitor, ZMQ_RCVMORE, &more, &more_size);
-    while (more) {
-        char skip[1];
-        zmq_recv (monitor, skip, sizeof skip, 0);
-        zmq_getsockopt (monitor, ZMQ_RCVMORE, &more, &more_size);
-    }
-    return event;
-}
-
 int main (int argc, char **argv)
 {
     setvbuf (stdout, NULL, _IOLBF, 0);
@@ -264,7 +246,7 @@ int main (int argc, char **argv)
             break;
         }
         if (items[1].revents & ZMQ_POLLIN) {
-            int event = read_event (monitor);
+            int event = read_monitor_event (monitor);
             if (event == ZMQ_EVENT_HANDSHAKE_SUCCEEDED)
                 sessions++;
             /* Before the CURVE handshake completes nothing has been sent, and libzmq simply

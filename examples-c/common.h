@@ -91,4 +91,38 @@ static inline int set_int_option (void *socket, int option, int value, const cha
     return 0;
 }
 
+/* How long the next zmq_poll() of a loop that runs until `deadline` (0: none) may wait:
+ * at most a second, so that a signal landing between the check of stop_signal and
+ * zmq_poll() (so no EINTR) is still noticed soon. -1 once the deadline has passed. */
+static inline long poll_slice_ms (int64_t deadline)
+{
+    long timeout = 1000;
+    if (deadline != 0) {
+        int64_t left = deadline - now_ms ();
+        if (left <= 0)
+            return -1;
+        timeout = left < timeout ? (long) left : timeout;
+    }
+    return timeout;
+}
+
+/* Reads one socket-monitor event (6 bytes: event, value; then the endpoint frame, skipped);
+ * returns the event, or 0 when none was waiting. */
+static inline int read_monitor_event (void *monitor)
+{
+    uint8_t head[6];
+    uint16_t event = 0;
+    int more = 0;
+    size_t more_size = sizeof more;
+    if (zmq_recv (monitor, head, sizeof head, ZMQ_DONTWAIT) >= 2)
+        memcpy (&event, head, sizeof event);
+    zmq_getsockopt (monitor, ZMQ_RCVMORE, &more, &more_size);
+    while (more) {
+        char skip[1];
+        zmq_recv (monitor, skip, sizeof skip, 0);
+        zmq_getsockopt (monitor, ZMQ_RCVMORE, &more, &more_size);
+    }
+    return event;
+}
+
 #endif /* STREAMQ_EXAMPLES_COMMON_H */

@@ -351,16 +351,10 @@ int main (int argc, char **argv)
     const char *why = "signal";
     int failed = 0;
     while (!stop_signal) {
-        /* At most a second per wait: a signal that lands between the check of stop_signal
-         * and zmq_poll() (so no EINTR) is still noticed soon. */
-        long timeout = 1000;
-        if (deadline != 0) {
-            int64_t left = deadline - now_ms ();
-            if (left <= 0) {
-                why = "max-seconds reached";
-                break;
-            }
-            timeout = left < timeout ? (long) left : timeout;
+        long timeout = poll_slice_ms (deadline);
+        if (timeout < 0) {
+            why = "max-seconds reached";
+            break;
         }
         zmq_pollitem_t items[] = {{w.router, 0, ZMQ_POLLIN, 0}, {monitor, 0, ZMQ_POLLIN, 0}};
         if (zmq_poll (items, 2, timeout) < 0) {
