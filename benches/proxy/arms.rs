@@ -6,8 +6,8 @@ use super::cpu::CpuProbe;
 use super::haproxy::{tcp_port, Haproxy};
 use super::inproc_proxy::{start_steerable_proxy, start_stream_proxy, InProcProxy, StreamKind};
 use super::options::Plan;
-use super::worker::{curve_worker_socket, Worker};
-use super::zmq_ctx::{endpoint_of, zerr};
+use super::worker::{bound_curve_worker, curve_worker_socket, Worker};
+use super::zmq_ctx::zerr;
 
 /// One way from a client to a worker.
 pub(crate) struct Arm {
@@ -31,11 +31,10 @@ pub(crate) fn start_arm(
     let wctx = zmq::Context::new();
     let arm = match name {
         "direct" => {
-            let w = curve_worker_socket(&wctx, keys)?;
-            w.bind("tcp://127.0.0.1:0").map_err(zerr("worker bind"))?;
+            let (w, endpoint) = bound_curve_worker(&wctx, keys)?;
             Arm {
                 name,
-                endpoint: endpoint_of(&w)?,
+                endpoint,
                 server_public: keys.public_key,
                 probe: None,
                 _proxy: None,
@@ -67,9 +66,8 @@ pub(crate) fn start_arm(
         }
         "stream-dial" => {
             // A bound worker the proxy dials, one connection per client.
-            let w = curve_worker_socket(&wctx, keys)?;
-            w.bind("tcp://127.0.0.1:0").map_err(zerr("worker bind"))?;
-            let p = start_stream_proxy(StreamKind::DialOut(endpoint_of(&w)?))?;
+            let (w, endpoint) = bound_curve_worker(&wctx, keys)?;
+            let p = start_stream_proxy(StreamKind::DialOut(endpoint))?;
             Arm {
                 name,
                 endpoint: p.frontend,
@@ -96,9 +94,8 @@ pub(crate) fn start_arm(
             }
         }
         "haproxy" => {
-            let w = curve_worker_socket(&wctx, keys)?;
-            w.bind("tcp://127.0.0.1:0").map_err(zerr("worker bind"))?;
-            let port = tcp_port(&endpoint_of(&w)?)?;
+            let (w, endpoint) = bound_curve_worker(&wctx, keys)?;
+            let port = tcp_port(&endpoint)?;
             let worker = Worker::spawn(w);
             let h = Haproxy::start(port)?;
             Arm {

@@ -6,8 +6,8 @@ use super::client::{configure_client, ping_all};
 use super::haproxy::{tcp_port, Haproxy};
 use super::memory_child::ChildBroker;
 use super::options::Plan;
-use super::worker::{curve_worker_socket, Worker};
-use super::zmq_ctx::{endpoint_of, zerr, RawCtx};
+use super::worker::{bound_curve_worker, curve_worker_socket, Worker};
+use super::zmq_ctx::{zerr, RawCtx};
 
 pub(crate) fn rss_kib(pid: u32) -> Result<u64, String> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
@@ -87,9 +87,8 @@ pub(crate) fn memory(
             broker = Broker::Child(child);
         }
         "haproxy" => {
-            let w = curve_worker_socket(&wctx, keys)?;
-            w.bind("tcp://127.0.0.1:0").map_err(zerr("worker bind"))?;
-            broker = Broker::Haproxy(Haproxy::start(tcp_port(&endpoint_of(&w)?)?)?);
+            let (w, endpoint) = bound_curve_worker(&wctx, keys)?;
+            broker = Broker::Haproxy(Haproxy::start(tcp_port(&endpoint)?)?);
             worker = (w, None);
         }
         other => return Err(format!("unknown memory arm {other}")),

@@ -4,7 +4,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
-use super::zmq_ctx::zerr;
+use super::zmq_ctx::{endpoint_of, zerr};
 
 /// First payload byte: what the worker does with the message.
 pub(crate) const TAG_COUNT: u8 = b'C';
@@ -111,4 +111,15 @@ pub(crate) fn curve_worker_socket(
     s.set_curve_secretkey(&keys.secret_key)
         .map_err(zerr("curve secret"))?;
     Ok(s)
+}
+
+/// A CURVE worker socket bound on 127.0.0.1, with the endpoint it got.
+pub(crate) fn bound_curve_worker(
+    ctx: &zmq::Context,
+    keys: &zmq::CurveKeyPair,
+) -> Result<(zmq::Socket, String), String> {
+    let s = curve_worker_socket(ctx, keys)?;
+    s.bind("tcp://127.0.0.1:0").map_err(zerr("worker bind"))?;
+    let endpoint = endpoint_of(&s)?;
+    Ok((s, endpoint))
 }
