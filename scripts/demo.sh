@@ -128,6 +128,26 @@ reap() {
 }
 
 # run_clients PREFIX: the 4 clients in parallel against $FRONTEND; sets CLIENTS_OK.
+# TERMINATE over $CONTROL; wait for the broker $1 (log $WORK/$2.log); SIGTERM the workers (pids
+# after the 4th argument, logs $WORK/$3<n>.log, named $4<n>). Sets STOP_BROKER_RC and
+# STOP_WORKERS_OK (workers that exited 0).
+stop_topology() {
+    local broker_pid=$1 broker_log=$2 worker_log=$3 worker_name=$4
+    shift 4
+    local pids=("$@") w
+    "$BIN/ctl" "$CONTROL" TERMINATE 5000 | sed 's/^/   /' || log "   [FAIL] no reply to TERMINATE"
+    reap "$broker_pid" "$STOP_DEADLINE_S"
+    STOP_BROKER_RC=$RC
+    log "   $(grep -m1 '^broker: zmq_proxy_stream returned' "$WORK/$broker_log.log" || echo 'broker: no result line') -> exit $STOP_BROKER_RC"
+    for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+    STOP_WORKERS_OK=0
+    for ((w = 1; w <= ${#pids[@]}; w++)); do
+        reap "${pids[w - 1]}" "$STOP_DEADLINE_S"
+        ((RC == 0)) && STOP_WORKERS_OK=$((STOP_WORKERS_OK + 1))
+        log "   $(grep -m1 ': stopped ' "$WORK/$worker_log$w.log" || echo "worker $worker_name$w: no summary line") -> exit $RC"
+    done
+}
+
 run_clients() {
     local prefix=$1 c pids=()
     for ((c = 1; c <= CLIENTS; c++)); do
@@ -216,20 +236,10 @@ else
     log "   [FAIL] no STATISTICS reply: $(cat "$WORK/stats.txt")"
 fi
 
-log "-- TERMINATE"
-"$BIN/ctl" "$CONTROL" TERMINATE 5000 | sed 's/^/   /' || log "   [FAIL] no reply to TERMINATE"
-reap "$BROKER_PID" "$STOP_DEADLINE_S"
-BROKER_RC=$RC
-log "   $(grep -m1 '^broker: zmq_proxy_stream returned' "$WORK/broker.log" || echo 'broker: no result line') -> exit $BROKER_RC"
-
-log "-- stopping workers (SIGTERM)"
-for pid in "${WORKER_PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-WORKERS_OK=0
-for ((w = 1; w <= WORKERS; w++)); do
-    reap "${WORKER_PIDS[w - 1]}" "$STOP_DEADLINE_S"
-    ((RC == 0)) && WORKERS_OK=$((WORKERS_OK + 1))
-    log "   $(grep -m1 ': stopped ' "$WORK/worker$w.log" || echo "worker w$w: no summary line") -> exit $RC"
-done
+log "-- TERMINATE, stopping workers (SIGTERM)"
+stop_topology "$BROKER_PID" broker worker w "${WORKER_PIDS[@]}"
+BROKER_RC=$STOP_BROKER_RC
+WORKERS_OK=$STOP_WORKERS_OK
 
 log ""
 log "== dial-out: the broker connects to bound workers, one connection per client; access log"
@@ -286,18 +296,10 @@ else
         "got $OPENS and $CLOSES (access_log exit $ACCESS_LOG_RC)"
 fi
 
-log "-- TERMINATE, stopping workers"
-"$BIN/ctl" "$CONTROL" TERMINATE 5000 | sed 's/^/   /' || log "   [FAIL] no reply to TERMINATE"
-reap "$DIAL_BROKER_PID" "$STOP_DEADLINE_S"
-DIAL_BROKER_RC=$RC
-log "   $(grep -m1 '^broker: zmq_proxy_stream returned' "$WORK/dbroker.log" || echo 'broker: no result line') -> exit $DIAL_BROKER_RC"
-for pid in "${DIAL_WORKER_PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-DIAL_WORKERS_OK=0
-for ((w = 1; w <= WORKERS; w++)); do
-    reap "${DIAL_WORKER_PIDS[w - 1]}" "$STOP_DEADLINE_S"
-    ((RC == 0)) && DIAL_WORKERS_OK=$((DIAL_WORKERS_OK + 1))
-    log "   $(grep -m1 ': stopped ' "$WORK/dworker$w.log" || echo "worker d$w: no summary line") -> exit $RC"
-done
+log "-- TERMINATE, stopping workers (SIGTERM)"
+stop_topology "$DIAL_BROKER_PID" dbroker dworker d "${DIAL_WORKER_PIDS[@]}"
+DIAL_BROKER_RC=$STOP_BROKER_RC
+DIAL_WORKERS_OK=$STOP_WORKERS_OK
 
 log ""
 log "== summary, dial-in: clients $CLIENTS_OK_IN/$CLIENTS ok, statistics $([[ $STATS_OK == 1 ]] && echo ok || echo FAIL)," \
