@@ -167,7 +167,7 @@ impl<P: AsRef<[u8]>> Core<P> {
             now,
             &self.limits,
         );
-        conn.dial = Some(super::dial::Dial {
+        conn.dial = Some(Dial {
             client,
             endpoint,
             counted: true,
@@ -207,24 +207,22 @@ impl<P: AsRef<[u8]>> Core<P> {
             Some(State::Dialing { worker, .. }) if worker == key => {
                 // The endpoint speaks another mechanism: a configuration error there.
                 self.stats.workers_rejected += 1;
-                self.abandon_dial(now, key, true);
+                self.abandon_dial(now, key);
                 self.start_close(now, key, false);
             }
             _ => self.start_close(now, key, false),
         }
     }
 
-    /// A dialed connection that has not paired yet is given up (it failed, or timed out):
-    /// its client goes back to the head of the queue, to be offered to another endpoint.
-    /// The caller closes or forgets the connection.
-    pub(super) fn abandon_dial(&mut self, now: Instant, key: Key, endpoint_failed: bool) {
+    /// A dialed connection that has not paired yet failed (or timed out): its endpoint may be
+    /// marked down, and its client goes back to the head of the queue, to be offered to
+    /// another endpoint. The caller closes or forgets the connection.
+    pub(super) fn abandon_dial(&mut self, now: Instant, key: Key) {
         let Some((dial, dialed_at)) = self.conns.get(key).and_then(|c| Some((c.dial?, c.opened)))
         else {
             return;
         };
-        if endpoint_failed {
-            self.endpoints.mark_down(dial.endpoint, now, dialed_at);
-        }
+        self.endpoints.mark_down(dial.endpoint, now, dialed_at);
         let client = self.conns.get_mut(dial.client);
         if let Some(c) = client {
             if let State::Dialing { mechanism, worker } = c.state {

@@ -451,7 +451,7 @@ impl<P: AsRef<[u8]>> Core<P> {
                 self.drop_client_dial(now, worker);
             }
             State::Connecting | State::WorkerHandshake if dialed => {
-                self.abandon_dial(now, key, true);
+                self.abandon_dial(now, key);
             }
             State::Closing { .. } if dialed => {
                 // libzmq would connect it again by itself: the close request must still go,
@@ -521,7 +521,7 @@ impl<P: AsRef<[u8]>> Core<P> {
         match state {
             State::Dialing { worker, .. } => self.drop_client_dial(now, worker),
             State::Connecting | State::WorkerHandshake if dialed => {
-                self.abandon_dial(now, key, true);
+                self.abandon_dial(now, key);
             }
             _ => {}
         }

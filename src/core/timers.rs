@@ -91,7 +91,7 @@ impl<P: AsRef<[u8]>> Core<P> {
                     if conn.dial.is_some() =>
                 {
                     self.stats.connect_timeouts += 1;
-                    self.abandon_dial(now, key, true);
+                    self.abandon_dial(now, key);
                     self.start_close(now, key, false);
                 }
                 (TimerKind::Redial, State::Waiting(_)) => self.try_pair(now),

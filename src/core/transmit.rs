@@ -243,7 +243,7 @@ impl<P: AsRef<[u8]>> Core<P> {
                 self.mark_ready(key);
             } else {
                 // libzmq refused the endpoint: no pipe exists, nothing to close.
-                self.abandon_dial(now, key, true);
+                self.abandon_dial(now, key);
                 self.forget(key, false, now);
             }
             return;
