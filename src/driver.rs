@@ -242,7 +242,7 @@ impl Driver {
         while let Some(event) = self.core.next_event() {
             match socket.send_bytes(event.to_text().as_bytes(), ZMQ_DONTWAIT) {
                 Ok(()) => {}
-                Err(e) if e == ETERM || e == libc::ENOTSOCK || e == libc::EINTR => return Err(e),
+                Err(e) if ends_the_proxy(e) => return Err(e),
                 Err(_) => self.core.event_dropped(),
             }
         }
@@ -304,12 +304,18 @@ fn send_ignoring_full(socket: SocketRef, data: &[u8], flags: c_int) -> Result<()
     }
 }
 
+/// Errors of a send or connect that end the proxy rather than one connection: the context
+/// is gone, the socket is gone, or a signal arrived.
+fn ends_the_proxy(e: Errno) -> bool {
+    e == ETERM || e == libc::ENOTSOCK || e == libc::EINTR
+}
+
 /// Maps a send error to an outcome; errors that end the proxy (ETERM, ENOTSOCK) propagate.
 fn outcome_of(err: Errno) -> Result<SendOutcome, Errno> {
     match err {
         libc::EAGAIN => Ok(SendOutcome::WouldBlock),
         libc::EHOSTUNREACH => Ok(SendOutcome::Unreachable),
-        e if e == ETERM || e == libc::ENOTSOCK || e == libc::EINTR => Err(e),
+        e if ends_the_proxy(e) => Err(e),
         _ => Ok(SendOutcome::Unreachable),
     }
 }
@@ -338,7 +344,7 @@ fn connect(socket: SocketRef, id: &[u8], endpoint: &str) -> Result<SendOutcome, 
     };
     match socket.connect_with_id(id, &endpoint) {
         Ok(()) => Ok(SendOutcome::Sent),
-        Err(e) if e == ETERM || e == libc::ENOTSOCK || e == libc::EINTR => Err(e),
+        Err(e) if ends_the_proxy(e) => Err(e),
         Err(_) => Ok(SendOutcome::Unreachable),
     }
 }
