@@ -589,6 +589,34 @@ fn expect_client_ok(client: &mut Proc, id: u32, requests: u32) -> u64 {
         .unwrap_or_else(|| panic!("no byte count in {summary:?}"))
 }
 
+/// Runs clients 1..=`n` at once (`requests` each), checks that every one succeeded, and
+/// returns the payload bytes they reported in all.
+fn run_clients_ok(
+    progs: &Programs,
+    broker: &Broker,
+    server_public: &str,
+    n: u32,
+    requests: u32,
+) -> u64 {
+    let mut clients: Vec<Proc> = (1..=n)
+        .map(|id| {
+            start_client(
+                progs,
+                broker,
+                server_public,
+                id,
+                requests,
+                CLIENT_DEADLINE_S as f64,
+            )
+        })
+        .collect();
+    let mut payload = 0;
+    for (i, client) in clients.iter_mut().enumerate() {
+        payload += expect_client_ok(client, i as u32 + 1, requests);
+    }
+    payload
+}
+
 /// Sends one command with examples-c/ctl; returns its stdout lines.
 fn ctl(progs: &Programs, broker: &Broker, command: &str) -> Vec<String> {
     let (status, lines) = run(
@@ -676,22 +704,7 @@ fn broker_two_workers_four_clients_over_curve() {
         .map(|w| start_worker(progs, &broker, &keys, &format!("w{w}"), 4))
         .collect();
 
-    let mut clients: Vec<Proc> = (1..=4)
-        .map(|id| {
-            start_client(
-                progs,
-                &broker,
-                &keys.public,
-                id,
-                REQUESTS,
-                CLIENT_DEADLINE_S as f64,
-            )
-        })
-        .collect();
-    let mut payload = 0;
-    for (i, client) in clients.iter_mut().enumerate() {
-        payload += expect_client_ok(client, i as u32 + 1, REQUESTS);
-    }
+    let payload = run_clients_ok(progs, &broker, &keys.public, 4, REQUESTS);
 
     let s = statistics(progs, &broker);
     let [fe_msgs_in, fe_bytes_in, fe_msgs_out, fe_bytes_out] = [s[0], s[1], s[2], s[3]];
@@ -789,22 +802,7 @@ fn dial_out_to_two_bound_workers_with_access_log() {
     // One OPEN and one CLOSE per client: it exits by itself after them.
     let mut log = start_access_log(progs, &broker, Some(2 * CLIENTS));
 
-    let mut clients: Vec<Proc> = (1..=CLIENTS)
-        .map(|id| {
-            start_client(
-                progs,
-                &broker,
-                &keys.public,
-                id,
-                REQUESTS,
-                CLIENT_DEADLINE_S as f64,
-            )
-        })
-        .collect();
-    let mut payload = 0;
-    for (i, client) in clients.iter_mut().enumerate() {
-        payload += expect_client_ok(client, i as u32 + 1, REQUESTS);
-    }
+    let payload = run_clients_ok(progs, &broker, &keys.public, CLIENTS, REQUESTS);
 
     // The clients closed their connections on exit: the proxy closed each pair and said so.
     let status = log.wait_exit(STARTUP);
