@@ -4,7 +4,9 @@
 use super::client::connect_clients;
 use super::cpu::CpuProbe;
 use super::haproxy::{tcp_port, Haproxy};
-use super::inproc_proxy::{start_steerable_proxy, start_stream_proxy, InProcProxy, StreamKind};
+use super::inproc_proxy::{
+    start_steerable_proxy, start_stream_proxy, InProcProxy, StreamKind, StreamProxy,
+};
 use super::options::Plan;
 use super::worker::{bound_curve_worker, curve_worker_socket, Worker};
 use super::zmq_ctx::zerr;
@@ -21,6 +23,19 @@ pub(crate) struct Arm {
     pub(crate) _proxy: Option<InProcProxy>,
     pub(crate) _haproxy: Option<Haproxy>,
     pub(crate) worker: Worker,
+}
+
+/// An arm through an in-process `zmq_proxy_stream`, with worker socket `w`.
+fn stream_arm(name: &'static str, p: StreamProxy, keys: &zmq::CurveKeyPair, w: zmq::Socket) -> Arm {
+    Arm {
+        name,
+        endpoint: p.frontend,
+        server_public: keys.public_key,
+        probe: Some(p.probe),
+        _proxy: Some(p.proxy),
+        _haproxy: None,
+        worker: Worker::spawn(w),
+    }
 }
 
 pub(crate) fn start_arm(
@@ -54,29 +69,13 @@ pub(crate) fn start_arm(
             for _ in 0..plan.stream_slots {
                 w.connect(&p.backend).map_err(zerr("worker connect"))?;
             }
-            Arm {
-                name,
-                endpoint: p.frontend,
-                server_public: keys.public_key,
-                probe: Some(p.probe),
-                _proxy: Some(p.proxy),
-                _haproxy: None,
-                worker: Worker::spawn(w),
-            }
+            stream_arm(name, p, keys, w)
         }
         "stream-dial" => {
             // A bound worker the proxy dials, one connection per client.
             let (w, endpoint) = bound_curve_worker(&wctx, keys)?;
             let p = start_stream_proxy(StreamKind::DialOut(endpoint))?;
-            Arm {
-                name,
-                endpoint: p.frontend,
-                server_public: keys.public_key,
-                probe: Some(p.probe),
-                _proxy: Some(p.proxy),
-                _haproxy: None,
-                worker: Worker::spawn(w),
-            }
+            stream_arm(name, p, keys, w)
         }
         "steerable" => {
             let (proxy, probe, fe, be) = start_steerable_proxy(keys)?;
