@@ -7,8 +7,8 @@ use std::time::Instant;
 use crate::control::{reply_for, Command, ControlKind, Reply};
 use crate::core::{Chunk, Core, Limits, PeerInfo, SendOutcome, Side, TransmitKind};
 use crate::zmq_io::{
-    force_shutdown, half_close, local_address, peer_address, peer_alive, poll, tcp_bytes_acked,
-    Errno, Msg, SocketRef, EFSM, ETERM, ZMQ_DONTWAIT, ZMQ_POLLIN, ZMQ_SNDMORE,
+    force_shutdown, half_close, local_address, peer_address, peer_alive, tcp_bytes_acked,
+    wait_readable, Errno, Msg, SocketRef, EFSM, ETERM, ZMQ_DONTWAIT, ZMQ_SNDMORE,
 };
 
 /// Chunks read from one socket before the loop looks at the others again.
@@ -72,6 +72,14 @@ pub fn check_sockets(
     })
 }
 
+fn pollfd(fd: c_int) -> libc::pollfd {
+    libc::pollfd {
+        fd,
+        events: libc::POLLIN,
+        revents: 0,
+    }
+}
+
 /// Why the loop stopped without an error.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Stop {
@@ -81,13 +89,31 @@ pub enum Stop {
 pub struct Driver {
     sockets: Sockets,
     core: Core<Msg>,
+    /// Per socket (frontend, backend, control): whether a receive might succeed. Cleared
+    /// only by a receive that met EAGAIN; set by a readable ZMQ_FD and by any other libzmq
+    /// call on the socket, since a send may process the very command that made input
+    /// readable and leave ZMQ_FD quiet.
+    unprobed: [bool; 3],
 }
+
+const CONTROL: usize = 2;
+
+fn slot(side: Side) -> usize {
+    match side {
+        Side::Frontend => 0,
+        Side::Backend => 1,
+    }
+}
+
+/// Rounds of receive bursts over both sides before the loop looks at control and timers.
+const READ_ROUNDS: usize = 4;
 
 impl Driver {
     pub fn new(sockets: Sockets, limits: Limits) -> Driver {
         Driver {
             sockets,
             core: Core::new(limits),
+            unprobed: [true; 3],
         }
     }
 
@@ -98,19 +124,52 @@ impl Driver {
         }
     }
 
+    /// Whether `side` is read and might have input waiting.
+    fn readable(&self, side: Side) -> bool {
+        self.unprobed[slot(side)] && self.core.reading(side)
+    }
+
     /// Runs until TERMINATE (Ok) or a libzmq error such as ETERM or EINTR (Err(errno)).
+    ///
+    /// The loop waits on the sockets' ZMQ_FDs itself rather than through zmq_poll: zmq_poll
+    /// asks every socket for ZMQ_EVENTS before and after sleeping, a system call each, and
+    /// at one 8 KiB chunk per wake-up those calls were most of the proxy thread's cost.
     pub fn run(&mut self) -> Result<Stop, Errno> {
         let mut id_buf = [0u8; MAX_ID + 1];
+        let mut fds = [
+            pollfd(self.sockets.frontend.signal_fd()?),
+            pollfd(self.sockets.backend.signal_fd()?),
+            pollfd(match self.sockets.control {
+                Some((c, _)) => c.signal_fd()?,
+                None => -1,
+            }),
+        ];
         loop {
             let now = Instant::now();
             self.core.on_timeout(now);
             self.flush(now)?;
             self.publish_events()?;
 
-            let paused = self.core.is_paused();
-            let timeout_ms: i64 = if paused {
-                -1
-            } else if self.core.wants_transmit() {
+            if self.unprobed[CONTROL] {
+                if let Some(stop) = self.serve_control()? {
+                    return Ok(stop);
+                }
+            }
+            for _ in 0..READ_ROUNDS {
+                let mut read = false;
+                for side in [Side::Frontend, Side::Backend] {
+                    if self.readable(side) {
+                        read = true;
+                        self.receive_burst(side, &mut id_buf)?;
+                    }
+                }
+                if !read {
+                    break;
+                }
+            }
+
+            let more_input = self.readable(Side::Frontend) || self.readable(Side::Backend);
+            let timeout_ms: i64 = if more_input || self.core.wants_transmit() {
                 0
             } else {
                 match self.core.next_timeout(now) {
@@ -122,36 +181,20 @@ impl Driver {
                     }
                 }
             };
-            let events = |side| {
-                if self.core.reading(side) {
-                    ZMQ_POLLIN
-                } else {
-                    0
+            wait_readable(&mut fds, timeout_ms)?;
+            for side in [Side::Frontend, Side::Backend] {
+                if fds[slot(side)].revents == 0 {
+                    continue;
                 }
-            };
-            let mut items = [
-                self.sockets.frontend.poll_item(events(Side::Frontend)),
-                self.sockets.backend.poll_item(events(Side::Backend)),
-                match self.sockets.control {
-                    Some((c, _)) => c.poll_item(ZMQ_POLLIN),
-                    None => self.sockets.frontend.poll_item(0),
-                },
-            ];
-            poll(&mut items, timeout_ms)?;
-
-            if items[2].revents & ZMQ_POLLIN != 0 {
-                if let Some(stop) = self.serve_control()? {
-                    return Ok(stop);
+                self.unprobed[slot(side)] = true;
+                if !self.core.reading(side) {
+                    // Not read now (paused, or held back): process the commands anyway, which
+                    // clears ZMQ_FD so that the wait does not spin, and notices ETERM.
+                    self.socket(side).process_commands()?;
                 }
             }
-            if self.core.is_paused() {
-                continue;
-            }
-            if items[0].revents & ZMQ_POLLIN != 0 && self.core.reading(Side::Frontend) {
-                self.receive_burst(Side::Frontend, &mut id_buf)?;
-            }
-            if items[1].revents & ZMQ_POLLIN != 0 && self.core.reading(Side::Backend) {
-                self.receive_burst(Side::Backend, &mut id_buf)?;
+            if fds[CONTROL].revents != 0 {
+                self.unprobed[CONTROL] = true;
             }
         }
     }
@@ -161,7 +204,10 @@ impl Driver {
         for _ in 0..RECV_BURST {
             let id_len = match socket.recv_into(id_buf, ZMQ_DONTWAIT) {
                 Ok(n) => n,
-                Err(libc::EAGAIN) => return Ok(()),
+                Err(libc::EAGAIN) => {
+                    self.unprobed[slot(side)] = false;
+                    return Ok(());
+                }
                 Err(e) => return Err(e),
             };
             let mut data = Msg::new();
@@ -196,6 +242,7 @@ impl Driver {
                     Side::Frontend => self.sockets.frontend,
                     Side::Backend => self.sockets.backend,
                 };
+                self.unprobed[slot(tx.side)] = true;
                 let outcome = match tx.kind {
                     TransmitKind::Data(chunk) => send_chunk(socket, tx.id, chunk)?,
                     TransmitKind::Connect { endpoint } => connect(socket, tx.id, endpoint)?,
@@ -257,7 +304,10 @@ impl Driver {
         loop {
             let len = match control.recv_into(&mut frame, ZMQ_DONTWAIT) {
                 Ok(n) => n,
-                Err(libc::EAGAIN) => return Ok(None),
+                Err(libc::EAGAIN) => {
+                    self.unprobed[CONTROL] = false;
+                    return Ok(None);
+                }
                 Err(e) => return Err(e),
             };
             // Commands are one frame; drain any further frames of the same message.

@@ -6,11 +6,10 @@ use std::ffi::c_void;
 use std::mem::MaybeUninit;
 use std::os::raw::c_int;
 
-use zmq_sys::{zmq_msg_t, zmq_pollitem_t};
+use zmq_sys::zmq_msg_t;
 
 pub(crate) const ZMQ_DONTWAIT: c_int = zmq_sys::ZMQ_DONTWAIT as c_int;
 pub(crate) const ZMQ_SNDMORE: c_int = zmq_sys::ZMQ_SNDMORE as c_int;
-pub(crate) const ZMQ_POLLIN: i16 = zmq_sys::ZMQ_POLLIN as i16;
 
 pub type Errno = c_int;
 
@@ -193,24 +192,34 @@ impl SocketRef {
         Self::check(rc).map(|_| ())
     }
 
-    pub fn poll_item(&self, events: i16) -> zmq_pollitem_t {
-        zmq_pollitem_t {
-            socket: self.0,
-            fd: 0,
-            events,
-            revents: 0,
-        }
+    /// The socket's ZMQ_FD: readable while the socket has unprocessed libzmq commands, which is
+    /// how a receive that would block becomes possible. It is edge-like: any libzmq call on
+    /// the socket (a send too) may process the commands and clear it, so readiness must be
+    /// probed with a receive before waiting on it again.
+    pub fn signal_fd(&self) -> Result<c_int, Errno> {
+        self.get_int(zmq_sys::ZMQ_FD)
+    }
+
+    /// Processes the socket's pending commands (what ZMQ_EVENTS does as a side effect) and
+    /// says whether a receive would succeed. Clears the socket's ZMQ_FD.
+    pub fn process_commands(&self) -> Result<bool, Errno> {
+        self.get_int(zmq_sys::ZMQ_EVENTS)
+            .map(|e| e & zmq_sys::ZMQ_POLLIN as c_int != 0)
     }
 }
 
-pub fn poll(items: &mut [zmq_pollitem_t], timeout_ms: i64) -> Result<c_int, Errno> {
-    // SAFETY: items is a valid array of poll items over live sockets.
-    let rc =
-        unsafe { zmq_sys::zmq_poll(items.as_mut_ptr(), items.len() as c_int, timeout_ms as _) };
+/// Waits until one of `fds` is readable or `timeout_ms` passes (-1: no limit). Sets each
+/// entry's revents. A signal gives EINTR, as zmq_poll would.
+pub fn wait_readable(fds: &mut [libc::pollfd], timeout_ms: i64) -> Result<(), Errno> {
+    let timeout = timeout_ms.clamp(-1, c_int::MAX as i64) as c_int;
+    // SAFETY: fds is a valid, writable array of pollfd of the length given.
+    let rc = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout) };
     if rc < 0 {
-        Err(errno())
+        Err(std::io::Error::last_os_error()
+            .raw_os_error()
+            .unwrap_or(libc::EINTR))
     } else {
-        Ok(rc)
+        Ok(())
     }
 }
 

@@ -6,10 +6,12 @@ use super::metric::Metric;
 use super::options::ARMS;
 use super::stats::Stat;
 
-pub(crate) const RATIOS: [(&str, &str); 8] = [
+pub(crate) const RATIOS: [(&str, &str); 10] = [
     ("stream", "direct"),
     ("stream", "steerable"),
     ("stream-bp", "steerable"),
+    ("stream-curve", "direct"),
+    ("stream-curve", "steerable"),
     ("stream-dial", "direct"),
     ("stream-dial", "steerable"),
     ("steerable", "direct"),
