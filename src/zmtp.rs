@@ -89,15 +89,6 @@ impl MechanismSet {
         self.0 & (1 << m as u8) != 0
     }
 
-    /// The mechanism, when the set holds exactly one.
-    pub fn only(self) -> Option<Mechanism> {
-        let mut members = Mechanism::ALL.into_iter().filter(|m| self.contains(*m));
-        match (members.next(), members.next()) {
-            (Some(m), None) => Some(m),
-            _ => None,
-        }
-    }
-
     /// Parses "CURVE,PLAIN" (comma-separated, case-insensitive, spaces allowed). Empty
     /// lists and unknown names are errors.
     pub fn parse(list: &str) -> Option<MechanismSet> {

@@ -1,5 +1,5 @@
-//! The arms: one way from a client to a worker (direct, stream, stream-bp, stream-curve,
-//! stream-dial, steerable, haproxy).
+//! The arms: one way from a client to a worker (direct, stream, stream-bp, stream-dial,
+//! steerable, haproxy).
 
 use super::client::connect_clients;
 use super::cpu::CpuProbe;
@@ -57,11 +57,11 @@ pub(crate) fn start_arm(
                 worker: Worker::spawn(w),
             }
         }
-        "stream" | "stream-bp" | "stream-curve" => {
-            let kind = match name {
-                "stream-bp" => StreamKind::Backpressure,
-                "stream-curve" => StreamKind::CurveOnly,
-                _ => StreamKind::Plain,
+        "stream" | "stream-bp" => {
+            let kind = if name == "stream-bp" {
+                StreamKind::Backpressure
+            } else {
+                StreamKind::Plain
             };
             let p = start_stream_proxy(kind)?;
             let w = curve_worker_socket(&wctx, keys)?;

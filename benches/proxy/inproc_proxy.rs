@@ -98,8 +98,6 @@ pub(crate) enum StreamKind {
     Plain,
     /// ZMQ_PROXY_STREAM_BACKPRESSURE 1 (arm `stream-bp`).
     Backpressure,
-    /// ZMQ_PROXY_STREAM_MECHANISMS "CURVE", what a CURVE broker sets (arm `stream-curve`).
-    CurveOnly,
     /// ZMQ_PROXY_STREAM_WORKER_ENDPOINT: the proxy dials this bound worker (arm `stream-dial`).
     DialOut(String),
 }
@@ -109,7 +107,6 @@ impl StreamKind {
         match self {
             StreamKind::Plain => "stream",
             StreamKind::Backpressure => "stream-bp",
-            StreamKind::CurveOnly => "stream-curve",
             StreamKind::DialOut(_) => "stream-dial",
         }
     }
@@ -156,13 +153,9 @@ impl Drop for OptionsHandle {
 }
 
 /// Starts `zmq_proxy_stream` as `kind` says: plain (arm `stream`), or through an options
-/// handle (arms `stream-bp`, `stream-curve` and `stream-dial`; the last one's backend is not
-/// bound).
+/// handle (arms `stream-bp` and `stream-dial`; the latter's backend is not bound).
 pub(crate) fn start_stream_proxy(kind: StreamKind) -> Result<StreamProxy, String> {
-    use zmq_proxy_stream::api::{
-        ZMQ_PROXY_STREAM_BACKPRESSURE, ZMQ_PROXY_STREAM_MECHANISMS,
-        ZMQ_PROXY_STREAM_WORKER_ENDPOINT,
-    };
+    use zmq_proxy_stream::api::{ZMQ_PROXY_STREAM_BACKPRESSURE, ZMQ_PROXY_STREAM_WORKER_ENDPOINT};
     let name = kind.name();
     let handle = match &kind {
         StreamKind::Plain => None,
@@ -170,7 +163,6 @@ pub(crate) fn start_stream_proxy(kind: StreamKind) -> Result<StreamProxy, String
             ZMQ_PROXY_STREAM_BACKPRESSURE,
             &1i32.to_ne_bytes(),
         )?),
-        StreamKind::CurveOnly => Some(OptionsHandle::with(ZMQ_PROXY_STREAM_MECHANISMS, b"CURVE")?),
         StreamKind::DialOut(ep) => Some(OptionsHandle::with(
             ZMQ_PROXY_STREAM_WORKER_ENDPOINT,
             ep.as_bytes(),

@@ -12,9 +12,6 @@
 //! - `stream-bp`: the same, run through an options handle (`zmq_proxy_stream_new`/`_setopt`/
 //!   `_run`) with ZMQ_PROXY_STREAM_BACKPRESSURE 1: a slow destination holds its source back
 //!   instead of the pair being closed (not in the memory rows: its idle pairs are `stream`'s);
-//! - `stream-curve`: the same as `stream` through an options handle with
-//!   ZMQ_PROXY_STREAM_MECHANISMS "CURVE", as a CURVE broker should run it: the proxy then sends
-//!   its whole greeting on connection (not in the memory rows);
 //! - `stream-dial`: dial-out, through an options handle with ZMQ_PROXY_STREAM_WORKER_ENDPOINT:
 //!   the worker binds a CURVE ROUTER and the proxy connects to it once per client (not in the
 //!   memory rows either);

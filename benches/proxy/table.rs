@@ -6,12 +6,10 @@ use super::metric::Metric;
 use super::options::ARMS;
 use super::stats::Stat;
 
-pub(crate) const RATIOS: [(&str, &str); 10] = [
+pub(crate) const RATIOS: [(&str, &str); 8] = [
     ("stream", "direct"),
     ("stream", "steerable"),
     ("stream-bp", "steerable"),
-    ("stream-curve", "direct"),
-    ("stream-curve", "steerable"),
     ("stream-dial", "direct"),
     ("stream-dial", "steerable"),
     ("steerable", "direct"),

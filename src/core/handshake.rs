@@ -42,11 +42,8 @@ impl<P: AsRef<[u8]>> Core<P> {
                     }
                     conn.handshake.drain(..len);
                     conn.state = State::ClientHandshake { greeting: Some(g) };
-                    if self.limits.mechanisms.only().is_none() {
-                        // Otherwise the whole greeting went out on connection.
-                        let rest = zmtp::greeting_rest(g.mechanism, g.mechanism.has_roles());
-                        self.send_owned(key, rest.to_vec());
-                    }
+                    let rest = zmtp::greeting_rest(g.mechanism, g.mechanism.has_roles());
+                    self.send_owned(key, rest.to_vec());
                     g
                 }
             },

@@ -355,14 +355,7 @@ impl<P: AsRef<[u8]>> Core<P> {
         // Greeted at once: some ZMTP peers wait for the other side's signature before
         // sending theirs. The address policy is applied to a client's first bytes, which
         // carry its address, before anything of it is judged or reaches a worker.
-        let mut greeting = crate::zmtp::greeting_opening().to_vec();
-        if let (Side::Frontend, Some(m)) = (side, self.limits.mechanisms.only()) {
-            // With one mechanism allowed, the whole greeting is known now. Sending it at once
-            // lets the client send its first command without waiting for the proxy to read
-            // its greeting: one round trip through the proxy less per session.
-            greeting.extend_from_slice(&crate::zmtp::greeting_rest(m, m.has_roles()));
-        }
-        self.send_owned(key, greeting);
+        self.send_owned(key, crate::zmtp::greeting_opening().to_vec());
     }
 
     /// Queues bytes the proxy itself sends (greetings).

@@ -306,46 +306,6 @@ fn mechanisms_outside_the_allowed_set_are_refused_on_both_sides() {
 }
 
 #[test]
-fn with_one_mechanism_the_client_gets_the_whole_greeting_on_connection() {
-    for m in Mechanism::ALL {
-        let limits = Limits {
-            mechanisms: MechanismSet::parse(m.name()).unwrap(),
-            ..Limits::default()
-        };
-        let mut s = Sim::new(limits);
-        s.connect(F, 1);
-        let mut whole = greeting_opening().to_vec();
-        whole.extend_from_slice(&greeting_rest(m, m.has_roles()));
-        assert_eq!(
-            s.got(F, 1),
-            whole.as_slice(),
-            "{m:?}: greeted in full at once"
-        );
-        s.recv(F, 1, &libzmq_greeting(m, false));
-        s.recv(F, 1, &first_command(m));
-        s.worker(10, m);
-        assert_eq!(s.core.stats().pairs_open, 1, "{m:?}");
-        assert_eq!(
-            s.got(F, 1),
-            whole.as_slice(),
-            "{m:?}: nothing greeted twice"
-        );
-    }
-    // With a choice, the rest waits for the client's mechanism.
-    let limits = Limits {
-        mechanisms: MechanismSet::parse("CURVE,NULL").unwrap(),
-        ..Limits::default()
-    };
-    let mut s = Sim::new(limits);
-    s.connect(F, 1);
-    assert_eq!(s.got(F, 1), greeting_opening());
-    s.recv(F, 1, &libzmq_greeting(Mechanism::Null, false));
-    let mut whole = greeting_opening().to_vec();
-    whole.extend_from_slice(&greeting_rest(Mechanism::Null, false));
-    assert_eq!(s.got(F, 1), whole.as_slice());
-}
-
-#[test]
 fn clients_pair_only_with_workers_of_their_mechanism() {
     let mut s = Sim::new(Limits::default());
     s.worker(10, Mechanism::Null);

@@ -285,17 +285,3 @@ mod handshake_watch {
         }
     }
 }
-
-#[test]
-fn only_names_the_single_mechanism_of_a_set() {
-    assert_eq!(
-        MechanismSet::parse("curve").unwrap().only(),
-        Some(Mechanism::Curve)
-    );
-    assert_eq!(
-        MechanismSet::parse("NULL").unwrap().only(),
-        Some(Mechanism::Null)
-    );
-    assert_eq!(MechanismSet::parse("CURVE,PLAIN").unwrap().only(), None);
-    assert_eq!(MechanismSet::ALL.only(), None);
-}
