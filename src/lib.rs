@@ -7,7 +7,7 @@
 //! - [`zmtp`]: ZMTP greeting and command parsing and building (pure functions).
 //! - [`api`]: option names and STREAMSTATS indices (part of the C ABI).
 //! - [`control`]: zmq_proxy_steerable's control commands, as pure functions.
-//! - [`driver`]: the zmq_poll loop around the core.
+//! - [`driver`]: the I/O loop around the core (it waits on the sockets' ZMQ_FDs).
 //! - [`zmq_io`]: the few libzmq calls, over borrowed raw sockets.
 //! - [`ffi`]: the C ABI (`include/zmq_proxy_stream.h`).
 

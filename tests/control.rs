@@ -398,7 +398,7 @@ fn unknown_commands_are_ignored_and_the_proxy_keeps_working() {
 }
 
 /// CPU the proxy thread may use in one second of doing nothing. An idle proxy waits in
-/// zmq_poll and uses ~0; a spinning one uses ~1 s.
+/// poll(2) and uses ~0; a spinning one uses ~1 s.
 const IDLE_CPU_BUDGET: Duration = Duration::from_millis(100);
 const IDLE_WINDOW: Duration = Duration::from_secs(1);
 
