@@ -72,6 +72,15 @@ pub fn check_sockets(
     })
 }
 
+impl Sockets {
+    fn of(&self, side: Side) -> SocketRef {
+        match side {
+            Side::Frontend => self.frontend,
+            Side::Backend => self.backend,
+        }
+    }
+}
+
 fn pollfd(fd: c_int) -> libc::pollfd {
     libc::pollfd {
         fd,
@@ -118,10 +127,7 @@ impl Driver {
     }
 
     fn socket(&self, side: Side) -> SocketRef {
-        match side {
-            Side::Frontend => self.sockets.frontend,
-            Side::Backend => self.sockets.backend,
-        }
+        self.sockets.of(side)
     }
 
     /// Whether `side` is read and might have input waiting.
@@ -239,10 +245,7 @@ impl Driver {
                 let Some(tx) = self.core.next_transmit(now) else {
                     return Ok(());
                 };
-                let socket = match tx.side {
-                    Side::Frontend => self.sockets.frontend,
-                    Side::Backend => self.sockets.backend,
-                };
+                let socket = self.sockets.of(tx.side);
                 self.unprobed[slot(tx.side)] = true;
                 let outcome = match tx.kind {
                     TransmitKind::Data(chunk) => send_chunk(socket, tx.id, chunk)?,

@@ -200,11 +200,10 @@ impl SocketRef {
         self.get_int(zmq_sys::ZMQ_FD)
     }
 
-    /// Processes the socket's pending commands (what ZMQ_EVENTS does as a side effect) and
-    /// says whether a receive would succeed. Clears the socket's ZMQ_FD.
-    pub fn process_commands(&self) -> Result<bool, Errno> {
-        self.get_int(zmq_sys::ZMQ_EVENTS)
-            .map(|e| e & zmq_sys::ZMQ_POLLIN as c_int != 0)
+    /// Processes the socket's pending commands (what ZMQ_EVENTS does as a side effect), which
+    /// clears its ZMQ_FD.
+    pub fn process_commands(&self) -> Result<(), Errno> {
+        self.get_int(zmq_sys::ZMQ_EVENTS).map(|_| ())
     }
 }
 
@@ -215,9 +214,7 @@ pub fn wait_readable(fds: &mut [libc::pollfd], timeout_ms: i64) -> Result<(), Er
     // SAFETY: fds is a valid, writable array of pollfd of the length given.
     let rc = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout) };
     if rc < 0 {
-        Err(std::io::Error::last_os_error()
-            .raw_os_error()
-            .unwrap_or(libc::EINTR))
+        Err(errno())
     } else {
         Ok(())
     }
