@@ -44,7 +44,7 @@ fn held_for_workers(s: &[u64; 8]) -> u64 {
 }
 
 fn wait_thread<T>(what: &str, t: JoinHandle<T>, deadline: Duration) -> T {
-    wait_for(what, deadline, || t.is_finished());
+    wait_until(what, deadline, || t.is_finished());
     t.join()
         .unwrap_or_else(|_| panic!("{what}: thread panicked"))
 }
@@ -132,7 +132,7 @@ fn a_stalled_pair_does_not_slow_the_others_and_is_closed_past_its_bound() {
             }
         }
     });
-    wait_for("the flooded pair to be closed", LONG, || {
+    wait_until("the flooded pair to be closed", LONG, || {
         rss_max = rss_max.max(vm_rss());
         flood_thread.is_finished()
     });
@@ -522,7 +522,7 @@ fn a_stalled_pair_does_not_make_the_proxy_spin() {
     loop {
         client.write_all(&pattern(7, written, 256 * KIB)).unwrap();
         written += 256 * KIB as u64;
-        wait_for("the proxy to read the step", LONG, || {
+        wait_until("the proxy to read the step", LONG, || {
             proxy.statistics()[1] == raw_pair_bytes().frontend_in + written
         });
         if held_for_workers(&proxy.statistics()) >= 256 * KIB as u64 {

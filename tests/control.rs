@@ -431,14 +431,14 @@ fn no_spin_when_idle() {
     let _idle_worker = raw_worker(&proxy.backend);
     pair.client.write_all(&pattern(5, 0, 100_000)).unwrap();
     check_pattern(5, 0, &read_exact_within(&mut pair.worker, 100_000, LONG));
-    wait_for("the worker to be idle in the pool", LONG, || {
+    wait_until("the worker to be idle in the pool", LONG, || {
         own_stat(&proxy, ZMQ_PROXY_STREAM_STAT_WORKERS_IDLE_NULL) == 1
     });
     let _waiting_a = raw_client(&proxy.frontend);
     let _waiting_b = raw_client(&proxy.frontend);
     drop(pair.client); // a pair torn down: the worker is closed after flushing
     drain_until_closed(&mut pair.worker, LONG);
-    wait_for(
+    wait_until(
         "one pair relaying, one client waiting, no idle worker",
         LONG,
         || {

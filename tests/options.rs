@@ -647,14 +647,23 @@ fn echo_unless_queue_full(proxy: &Proxy, c: &zmq::Socket, request: &str) -> Opti
 /// MAX_WAITING counts clients waiting for a worker: a client for which a worker is idle
 /// right now does not wait, so it must be served even while MAX_WAITING clients of another
 /// mechanism wait.
-#[test]
-fn max_waiting_does_not_refuse_a_client_with_an_idle_worker() {
-    let proxy = Proxy::start_opts(vec![(ZMQ_PROXY_STREAM_MAX_WAITING, OptValue::Int(1))]);
+/// A proxy with MAX_WAITING `max_waiting` and one libzmq CURVE worker connection, idle.
+fn max_waiting_proxy_with_an_idle_curve_worker(max_waiting: i32) -> (Proxy, Mechanism, Worker) {
+    let proxy = Proxy::start_opts(vec![(
+        ZMQ_PROXY_STREAM_MAX_WAITING,
+        OptValue::Int(max_waiting),
+    )]);
     let curve = curve();
-    let _w = Worker::start(&proxy.ctx, &proxy.backend, curve.clone(), 1);
+    let w = Worker::start(&proxy.ctx, &proxy.backend, curve.clone(), 1);
     wait_until("CURVE worker idle", DEADLINE, || {
         proxy.stat(ZMQ_PROXY_STREAM_STAT_WORKERS_IDLE_CURVE) == 1
     });
+    (proxy, curve, w)
+}
+
+#[test]
+fn max_waiting_does_not_refuse_a_client_with_an_idle_worker() {
+    let (proxy, curve, _w) = max_waiting_proxy_with_an_idle_curve_worker(1);
     // A NULL client waits (there is no NULL worker): the queue is now full.
     let _waiting = null_client(&proxy.frontend);
     wait_until("NULL client waiting", DEADLINE, || {
@@ -673,12 +682,7 @@ fn max_waiting_does_not_refuse_a_client_with_an_idle_worker() {
 /// MAX_WAITING=0: no client may wait, but a client with an idle worker does not wait.
 #[test]
 fn max_waiting_zero_still_serves_a_client_with_an_idle_worker() {
-    let proxy = Proxy::start_opts(vec![(ZMQ_PROXY_STREAM_MAX_WAITING, OptValue::Int(0))]);
-    let curve = curve();
-    let _w = Worker::start(&proxy.ctx, &proxy.backend, curve.clone(), 1);
-    wait_until("CURVE worker idle", DEADLINE, || {
-        proxy.stat(ZMQ_PROXY_STREAM_STAT_WORKERS_IDLE_CURVE) == 1
-    });
+    let (proxy, curve, _w) = max_waiting_proxy_with_an_idle_curve_worker(0);
     let c = client(&proxy.ctx, &proxy.frontend, &curve);
     let reply = echo_unless_queue_full(&proxy, &c, "no need to wait");
     assert_eq!(

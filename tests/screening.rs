@@ -77,6 +77,25 @@ fn assert_moved(what: &str, before: &[u64], after: &[u64], moved: &[(i32, u64)])
     }
 }
 
+/// Opens a connection with `open`, asserts that the proxy closes it and that, of the watched
+/// counters, exactly `counter` moved, by one. Returns STREAMSTATS after the close.
+fn closed_and_counted(
+    proxy: &Proxy,
+    what: &str,
+    counter: i32,
+    open: impl FnOnce() -> TcpStream,
+) -> Vec<u64> {
+    let before = proxy.stream_stats();
+    let mut s = open();
+    assert!(
+        closed_within(&mut s, DEADLINE),
+        "{what}: the proxy must close the connection"
+    );
+    let after = proxy.stream_stats();
+    assert_moved(what, &before, &after, &[(counter, 1)]);
+    after
+}
+
 fn idle(proxy: &Proxy, index: i32) -> u64 {
     proxy.stat(index)
 }
@@ -143,15 +162,11 @@ impl CurveBench {
     /// and nowhere else, the single worker slot stays idle and untouched, and a good client
     /// is served through that slot afterwards.
     fn bad_client_is_screened(&self, what: &str, reason: i32, bad: impl FnOnce(&str) -> TcpStream) {
-        let before = self.proxy.stream_stats();
-        assert_eq!(before[ZMQ_PROXY_STREAM_STAT_WORKERS_IDLE_CURVE as usize], 1);
-        let mut s = bad(&self.proxy.frontend);
-        assert!(
-            closed_within(&mut s, DEADLINE),
-            "{what}: the proxy must close the connection"
+        assert_eq!(
+            idle(&self.proxy, ZMQ_PROXY_STREAM_STAT_WORKERS_IDLE_CURVE),
+            1
         );
-        let after = self.proxy.stream_stats();
-        assert_moved(what, &before, &after, &[(reason, 1)]);
+        let after = closed_and_counted(&self.proxy, what, reason, || bad(&self.proxy.frontend));
         assert_eq!(
             after[ZMQ_PROXY_STREAM_STAT_WORKERS_IDLE_CURVE as usize], 1,
             "{what}: the worker slot must stay idle (not consumed)"
@@ -456,17 +471,16 @@ fn null_and_plain_first_commands_are_screened() {
         ("PLAIN greeting, then READY", "PLAIN", null_ready("DEALER")),
     ];
     for (what, mechanism, command) in cases {
-        let before = proxy.stream_stats();
-        let mut s = connect_and_send(&proxy.frontend, &greeting(mechanism));
-        read_exact_within(&mut s, 64, DEADLINE);
-        s.write_all(&command).unwrap();
-        assert!(closed_within(&mut s, DEADLINE), "{what}: closed");
-        let after = proxy.stream_stats();
-        assert_moved(
+        let after = closed_and_counted(
+            &proxy,
             what,
-            &before,
-            &after,
-            &[(ZMQ_PROXY_STREAM_STAT_REJECT_BAD_COMMAND, 1)],
+            ZMQ_PROXY_STREAM_STAT_REJECT_BAD_COMMAND,
+            || {
+                let mut s = connect_and_send(&proxy.frontend, &greeting(mechanism));
+                read_exact_within(&mut s, 64, DEADLINE);
+                s.write_all(&command).unwrap();
+                s
+            },
         );
         assert_eq!(
             after[ZMQ_PROXY_STREAM_STAT_WORKERS_IDLE_NULL as usize], 1,
@@ -542,16 +556,10 @@ fn bad_worker_connections_are_closed_and_counted() {
         ),
     ];
     for (what, make) in cases {
-        let before = proxy.stream_stats();
-        let mut s = make(&proxy);
-        assert!(closed_within(&mut s, DEADLINE), "{what}: closed");
-        let after = proxy.stream_stats();
-        assert_moved(
-            what,
-            &before,
-            &after,
-            &[(ZMQ_PROXY_STREAM_STAT_WORKERS_REJECTED, 1)],
-        );
+        let after =
+            closed_and_counted(&proxy, what, ZMQ_PROXY_STREAM_STAT_WORKERS_REJECTED, || {
+                make(&proxy)
+            });
         assert_eq!(
             after[ZMQ_PROXY_STREAM_STAT_WORKERS_IDLE_NULL as usize], 0,
             "{what}"
@@ -571,15 +579,11 @@ fn bad_worker_connections_are_closed_and_counted() {
 #[test]
 fn worker_of_a_disallowed_mechanism_is_rejected() {
     let proxy = Proxy::start_opts(vec![(ZMQ_PROXY_STREAM_MECHANISMS, OptValue::Str("CURVE"))]);
-    let before = proxy.stream_stats();
-    let mut w = RawWorker::connect(&proxy.backend);
-    assert!(closed_within(&mut w.stream, DEADLINE), "NULL worker closed");
-    let after = proxy.stream_stats();
-    assert_moved(
+    let after = closed_and_counted(
+        &proxy,
         "NULL worker on a CURVE-only proxy",
-        &before,
-        &after,
-        &[(ZMQ_PROXY_STREAM_STAT_WORKERS_REJECTED, 1)],
+        ZMQ_PROXY_STREAM_STAT_WORKERS_REJECTED,
+        || RawWorker::connect(&proxy.backend).stream,
     );
     assert_eq!(after[ZMQ_PROXY_STREAM_STAT_WORKERS_IDLE_NULL as usize], 0);
 }

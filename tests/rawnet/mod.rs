@@ -19,7 +19,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crate::common::raw::{greeting, greeting_with, null_ready};
-use crate::common::{ControlType, Proxy};
+use crate::common::{wait_until, ControlType, Proxy};
 
 /// Deadline for anything the tests wait on.
 pub const LONG: Duration = Duration::from_secs(20);
@@ -422,15 +422,6 @@ pub fn thread_cpu_time<T>(handle: &JoinHandle<T>) -> Duration {
     }
 }
 
-/// Polls `cond` until it holds or `deadline` passes; panics with `what` on timeout.
-pub fn wait_for(what: &str, deadline: Duration, mut cond: impl FnMut() -> bool) {
-    let end = Instant::now() + deadline;
-    while !cond() {
-        assert!(Instant::now() < end, "timed out waiting for: {what}");
-        std::thread::sleep(Duration::from_millis(2));
-    }
-}
-
 /// What the proxy thread of an `OwnProxy` returns: rc, errno, and the caller's sockets, still
 /// open (the library must never close them).
 pub struct Exit {
@@ -571,7 +562,7 @@ impl OwnProxy {
 
     /// Waits (with a deadline) for the proxy thread to return and gives back what it returned.
     pub fn join_within(&mut self, deadline: Duration) -> Exit {
-        wait_for("the proxy thread to return", deadline, || self.finished());
+        wait_until("the proxy thread to return", deadline, || self.finished());
         self.thread
             .take()
             .expect("joined once")
