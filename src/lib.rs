@@ -17,6 +17,7 @@ pub mod core;
 pub mod driver;
 pub mod ffi;
 pub mod options;
+pub mod relay;
 pub mod zmq_io;
 pub mod zmtp;
 
