@@ -186,6 +186,30 @@
 #define ZMQ_PROXY_STREAM_EVENTS 19
 
 /**
+ * int, 0 or 1: take paired connections out of libzmq and relay them directly.
+ * 1 (default): when a pair forms, the proxy takes both TCP connections over from libzmq
+ * (their descriptors, duplicated and checked; libzmq drops its copies) and from then on
+ * relays between the two connections itself: each direction reads only while its buffer
+ * (at most 128 KiB, and at most ZMQ_PROXY_STREAM_PAIR_BUFFER) has room, so a slow or
+ * stuck peer slows its own partner through TCP and nobody else, and no session is ever
+ * closed for being fast. A FIN is passed on after the last byte, so every byte sent
+ * before a close arrives. ZMQ_PROXY_STREAM_BACKPRESSURE, _STALL_TIMEOUT and
+ * _PROBE_INTERVAL do not apply to such pairs (they need none of it). A connection whose
+ * descriptor cannot be taken (no ZMQ_SRCFD, a transport other than TCP, a failed check)
+ * stays on the libzmq relay. 0: every pair is relayed through the STREAM sockets, as
+ * before version 0.2.
+ */
+#define ZMQ_PROXY_STREAM_TAKEOVER 20
+
+/**
+ * int, count: threads that relay taken-over pairs, each with its own epoll set; pairs are
+ * spread over them (fewest pairs first). libzmq work (accepting, greeting, screening,
+ * pairing, control) stays on the thread that called zmq_proxy_stream_run(). At least 1.
+ * Default 1.
+ */
+#define ZMQ_PROXY_STREAM_THREADS 21
+
+/**
  * STREAMSTATS: the reply is one frame of native-endian uint64 counters, in this order.
  * New counters are only ever appended; read the frame's size to know how many there are.
  * Pairs relaying now.
@@ -342,9 +366,28 @@
 #define ZMQ_PROXY_STREAM_STAT_EVENTS_DROPPED 31
 
 /**
+ * Pairs whose connections were taken out of libzmq and relayed directly
+ * (ZMQ_PROXY_STREAM_TAKEOVER).
+ */
+#define ZMQ_PROXY_STREAM_STAT_PAIRS_TAKEN_OVER 32
+
+/**
+ * Pairs that stayed on the libzmq relay although ZMQ_PROXY_STREAM_TAKEOVER is on (no
+ * descriptor, a failed check, libzmq refusing to let go).
+ */
+#define ZMQ_PROXY_STREAM_STAT_TAKEOVER_FALLBACKS 33
+
+/**
+ * Pairs closed because a peer sent bytes while its connection was being taken over (a
+ * ZMTP peer is silent then; such bytes may be lost inside libzmq, so the pair is closed
+ * rather than relayed with a hole).
+ */
+#define ZMQ_PROXY_STREAM_STAT_TAKEOVER_VIOLATIONS 34
+
+/**
  * Number of counters in this version's STREAMSTATS frame.
  */
-#define ZMQ_PROXY_STREAM_STAT_COUNT 32
+#define ZMQ_PROXY_STREAM_STAT_COUNT 35
 
 /**
  * This library's version. Also returned by zmq_proxy_stream_version().
@@ -356,10 +399,22 @@
 #define ZMQ_PROXY_STREAM_VERSION_PATCH 0
 
 /**
+ * Largest buffer one direction of one pair holds (further bounded by PAIR_BUFFER).
+ */
+#define MAX_BUFFER (128 << 10)
+
+/**
+ * One of a pair's two connections.
+ */
+typedef struct End End;
+
+/**
  * A proxy's configuration. Opaque: made by zmq_proxy_stream_new(), released by
  * zmq_proxy_stream_destroy().
  */
 typedef struct zmq_proxy_stream_t zmq_proxy_stream_t;
+
+
 
 
 

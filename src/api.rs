@@ -113,6 +113,25 @@ pub const ZMQ_PROXY_STREAM_FAIL_BAN_TIME: c_int = 18;
 /// mechanism, bad-command, handshake-timeout, wait-timeout, queue-full, early-overflow.
 pub const ZMQ_PROXY_STREAM_EVENTS: c_int = 19;
 
+/// int, 0 or 1: take paired connections out of libzmq and relay them directly.
+/// 1 (default): when a pair forms, the proxy takes both TCP connections over from libzmq
+/// (their descriptors, duplicated and checked; libzmq drops its copies) and from then on
+/// relays between the two connections itself: each direction reads only while its buffer
+/// (at most 128 KiB, and at most ZMQ_PROXY_STREAM_PAIR_BUFFER) has room, so a slow or
+/// stuck peer slows its own partner through TCP and nobody else, and no session is ever
+/// closed for being fast. A FIN is passed on after the last byte, so every byte sent
+/// before a close arrives. ZMQ_PROXY_STREAM_BACKPRESSURE, _STALL_TIMEOUT and
+/// _PROBE_INTERVAL do not apply to such pairs (they need none of it). A connection whose
+/// descriptor cannot be taken (no ZMQ_SRCFD, a transport other than TCP, a failed check)
+/// stays on the libzmq relay. 0: every pair is relayed through the STREAM sockets, as
+/// before version 0.2.
+pub const ZMQ_PROXY_STREAM_TAKEOVER: c_int = 20;
+/// int, count: threads that relay taken-over pairs, each with its own epoll set; pairs are
+/// spread over them (fewest pairs first). libzmq work (accepting, greeting, screening,
+/// pairing, control) stays on the thread that called zmq_proxy_stream_run(). At least 1.
+/// Default 1.
+pub const ZMQ_PROXY_STREAM_THREADS: c_int = 21;
+
 /// STREAMSTATS: the reply is one frame of native-endian uint64 counters, in this order.
 /// New counters are only ever appended; read the frame's size to know how many there are.
 /// Pairs relaying now.
@@ -179,5 +198,15 @@ pub const ZMQ_PROXY_STREAM_STAT_REJECT_BANNED: c_int = 29;
 pub const ZMQ_PROXY_STREAM_STAT_HANDSHAKES_FAILED: c_int = 30;
 /// Events dropped because the events socket could not take them at once.
 pub const ZMQ_PROXY_STREAM_STAT_EVENTS_DROPPED: c_int = 31;
+/// Pairs whose connections were taken out of libzmq and relayed directly
+/// (ZMQ_PROXY_STREAM_TAKEOVER).
+pub const ZMQ_PROXY_STREAM_STAT_PAIRS_TAKEN_OVER: c_int = 32;
+/// Pairs that stayed on the libzmq relay although ZMQ_PROXY_STREAM_TAKEOVER is on (no
+/// descriptor, a failed check, libzmq refusing to let go).
+pub const ZMQ_PROXY_STREAM_STAT_TAKEOVER_FALLBACKS: c_int = 33;
+/// Pairs closed because a peer sent bytes while its connection was being taken over (a
+/// ZMTP peer is silent then; such bytes may be lost inside libzmq, so the pair is closed
+/// rather than relayed with a hole).
+pub const ZMQ_PROXY_STREAM_STAT_TAKEOVER_VIOLATIONS: c_int = 34;
 /// Number of counters in this version's STREAMSTATS frame.
-pub const ZMQ_PROXY_STREAM_STAT_COUNT: c_int = 32;
+pub const ZMQ_PROXY_STREAM_STAT_COUNT: c_int = 35;

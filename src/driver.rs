@@ -5,7 +5,12 @@ use std::os::raw::c_int;
 use std::time::Instant;
 
 use crate::control::{reply_for, Command, ControlKind, Reply};
-use crate::core::{Chunk, Core, Limits, PeerInfo, SendOutcome, Side, TransmitKind};
+use crate::core::{
+    Chunk, Core, HandoverOutcome, Limits, PeerInfo, SendOutcome, Side, Stats, TransmitKind,
+};
+use crate::relay::{RelayEnd, RelayEvent, RelayLimits, Totals};
+use crate::relay_thread::{NewPair, RelayThreads};
+use crate::takeover::{self, Takeovers};
 use crate::zmq_io::{
     force_shutdown, half_close, local_address, peer_address, peer_alive, tcp_bytes_acked,
     wait_readable, Errno, Msg, SocketRef, EFSM, ETERM, ZMQ_DONTWAIT, ZMQ_SNDMORE,
@@ -103,9 +108,15 @@ pub struct Driver {
     /// call on the socket, since a send may process the very command that made input
     /// readable and leave ZMQ_FD quiet.
     unprobed: [bool; 3],
+    /// The threads relaying taken-over pairs (started by `run` when TAKEOVER is on).
+    relays: Option<RelayThreads>,
+    /// Pairs whose connections libzmq is letting go of.
+    takeovers: Takeovers,
 }
 
 const CONTROL: usize = 2;
+/// How often, while libzmq is letting go of connections, the loop looks whether it has.
+const TAKEOVER_TICK_MS: i64 = 1;
 
 fn slot(side: Side) -> usize {
     match side {
@@ -123,7 +134,18 @@ impl Driver {
             sockets,
             core: Core::new(limits),
             unprobed: [true; 3],
+            relays: None,
+            takeovers: Takeovers::default(),
         }
+    }
+
+    /// The counters, with the relay threads' reads and writes added as messages and bytes.
+    fn stats(&mut self, now: Instant) -> Stats {
+        let mut stats = *self.core.stats_at(now);
+        if let Some(relays) = &self.relays {
+            add_relayed(&mut stats, &relays.totals());
+        }
+        stats
     }
 
     fn socket(&self, side: Side) -> SocketRef {
@@ -142,6 +164,15 @@ impl Driver {
     /// libzmq, and at about one chunk per wake-up that was a third of the proxy thread's
     /// system calls (perf trace of a benchmark run: 226k with zmq_poll, 152k without).
     pub fn run(&mut self) -> Result<Stop, Errno> {
+        let limits = self.core.limits();
+        if limits.takeover {
+            let relay_limits = RelayLimits {
+                buffer: limits.pair_buffer,
+                idle_timeout: limits.idle_timeout,
+                linger: limits.close_linger,
+            };
+            self.relays = Some(RelayThreads::start(limits.relay_threads, relay_limits)?);
+        }
         let mut id_buf = [0u8; MAX_ID + 1];
         let mut fds = [
             pollfd(self.sockets.frontend.signal_fd()?),
@@ -150,10 +181,13 @@ impl Driver {
                 Some((c, _)) => c.signal_fd()?,
                 None => -1,
             }),
+            pollfd(self.relays.as_ref().map_or(-1, |r| r.reported_fd())),
         ];
         loop {
             let now = Instant::now();
             self.core.on_timeout(now);
+            self.take_reports(now);
+            self.settle_takeovers(now);
             self.flush(now)?;
             self.publish_events()?;
 
@@ -176,7 +210,7 @@ impl Driver {
             }
 
             let more_input = self.readable(Side::Frontend) || self.readable(Side::Backend);
-            let timeout_ms: i64 = if more_input || self.core.wants_transmit() {
+            let mut timeout_ms: i64 = if more_input || self.core.wants_transmit() {
                 0
             } else {
                 match self.core.next_timeout(now) {
@@ -188,7 +222,18 @@ impl Driver {
                     }
                 }
             };
+            let letting_go = !self.takeovers.is_empty();
+            if letting_go && !(0..TAKEOVER_TICK_MS).contains(&timeout_ms) {
+                timeout_ms = TAKEOVER_TICK_MS;
+            }
             wait_readable(&mut fds, timeout_ms)?;
+            if letting_go {
+                // libzmq closes what it lets go of only while we call into its sockets.
+                for side in [Side::Frontend, Side::Backend] {
+                    self.socket(side).process_commands()?;
+                    self.unprobed[slot(side)] = true;
+                }
+            }
             for side in [Side::Frontend, Side::Backend] {
                 if fds[slot(side)].revents == 0 {
                     continue;
@@ -238,8 +283,98 @@ impl Driver {
         Ok(())
     }
 
-    /// Makes every send the core wants now.
+    /// Hands pairs over, passes aborts on, and makes every send the core wants now.
     fn flush(&mut self, now: Instant) -> Result<(), Errno> {
+        loop {
+            self.hand_over(now)?;
+            while let Some(tag) = self.core.next_abort() {
+                self.abort(now, tag);
+            }
+            self.send_transmits(now)?;
+            if !self.core.wants_handover() {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Takes newly formed pairs out of libzmq, or leaves them on its relay.
+    fn hand_over(&mut self, now: Instant) -> Result<(), Errno> {
+        let linger = self.core.limits().close_linger;
+        loop {
+            let Some(h) = self.core.next_handover() else {
+                return Ok(());
+            };
+            let tag = h.tag;
+            let fds = if self.relays.is_some() {
+                takeover::duplicate(&h)
+            } else {
+                None
+            };
+            let Some(fds) = fds else {
+                self.core.on_handover(now, tag, HandoverOutcome::Fallback);
+                continue;
+            };
+            let originals = [h.client.fd, h.worker.fd];
+            let (client_id, worker_id) = (h.client_id.to_vec(), h.worker_id.to_vec());
+            let to_worker = h.to_worker;
+            let outcome = match send_close(self.sockets.frontend, &client_id)? {
+                SendOutcome::WouldBlock => HandoverOutcome::Fallback,
+                _ => match send_close(self.sockets.backend, &worker_id)? {
+                    SendOutcome::WouldBlock => HandoverOutcome::Broken,
+                    _ => HandoverOutcome::Taken,
+                },
+            };
+            self.unprobed[0] = true;
+            self.unprobed[1] = true;
+            if outcome == HandoverOutcome::Taken {
+                let pair = NewPair {
+                    tag,
+                    fds,
+                    to_worker,
+                };
+                self.takeovers.push(pair, originals, now + linger);
+            }
+            self.core.on_handover(now, tag, outcome);
+        }
+    }
+
+    /// Ends a taken-over pair at once: a peer sent bytes while libzmq let go of it.
+    fn abort(&mut self, now: Instant, tag: u64) {
+        if self.takeovers.abort(tag) {
+            self.core.on_relay_event(now, aborted(tag));
+        } else if let Some(relays) = &self.relays {
+            relays.abort(tag);
+        }
+    }
+
+    /// Pairs libzmq has let go of go to a relay thread.
+    fn settle_takeovers(&mut self, now: Instant) {
+        if self.takeovers.is_empty() {
+            return;
+        }
+        let (mut ready, mut expired) = (Vec::new(), Vec::new());
+        self.takeovers.settle(now, &mut ready, &mut expired);
+        let relays = self.relays.as_mut().expect("takeovers need relay threads");
+        for pair in ready {
+            relays.add(pair);
+        }
+        for tag in expired {
+            self.core.on_relay_event(now, aborted(tag));
+        }
+    }
+
+    /// What the relay threads reported: pairs that ended, handshakes that completed.
+    fn take_reports(&mut self, now: Instant) {
+        let Some(relays) = self.relays.as_mut() else {
+            return;
+        };
+        while let Some(event) = relays.next_report() {
+            self.core.on_relay_event(now, event);
+        }
+    }
+
+    /// Makes every send the core wants now.
+    fn send_transmits(&mut self, now: Instant) -> Result<(), Errno> {
         loop {
             let (token, outcome) = {
                 let Some(tx) = self.core.next_transmit(now) else {
@@ -323,12 +458,19 @@ impl Driver {
             } else {
                 Command::parse(&frame[..len])
             };
-            match command {
-                Command::Pause => self.core.set_paused(true),
-                Command::Resume => self.core.set_paused(false),
-                _ => {}
+            let paused = match command {
+                Command::Pause => Some(true),
+                Command::Resume => Some(false),
+                _ => None,
+            };
+            if let Some(paused) = paused {
+                self.core.set_paused(paused);
+                if let Some(relays) = &self.relays {
+                    relays.set_paused(paused);
+                }
             }
-            match reply_for(kind, command, self.core.stats_at(Instant::now())) {
+            let stats = self.stats(Instant::now());
+            match reply_for(kind, command, &stats) {
                 Reply::None => {}
                 Reply::Empty => send_ignoring_full(control, &[], 0)?,
                 Reply::Packed(values) => {
@@ -347,6 +489,28 @@ impl Driver {
                 return Ok(Some(Stop::Terminated));
             }
         }
+    }
+}
+
+/// A pair's end when it could not be relayed after all.
+fn aborted(tag: u64) -> RelayEvent {
+    RelayEvent::Ended {
+        tag,
+        end: RelayEnd::Aborted,
+        bytes_up: 0,
+        bytes_down: 0,
+        handshake_done: false,
+    }
+}
+
+/// Adds the relay's reads and writes to the STATISTICS counters: a read is a message in, a
+/// write a message out.
+fn add_relayed(stats: &mut Stats, t: &Totals) {
+    for (side, i) in [(&mut stats.frontend, 0), (&mut stats.backend, 1)] {
+        side.msgs_in += t.reads[i];
+        side.bytes_in += t.bytes_in[i];
+        side.msgs_out += t.writes[i];
+        side.bytes_out += t.bytes_out[i];
     }
 }
 

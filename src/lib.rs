@@ -18,6 +18,9 @@ pub mod driver;
 pub mod ffi;
 pub mod options;
 pub mod relay;
+pub mod relay_io;
+pub mod relay_thread;
+pub mod takeover;
 pub mod zmq_io;
 pub mod zmtp;
 

@@ -12,6 +12,8 @@ use crate::zmtp::MechanismSet;
 
 /// Smallest pair buffer: one libzmq chunk pins 8 KiB, and a pair must hold a few.
 pub(crate) const MIN_PAIR_BUFFER: i64 = 16384;
+/// Most relay threads a proxy may run.
+pub(crate) const MAX_RELAY_THREADS: usize = 64;
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Options {
@@ -138,6 +140,20 @@ impl Options {
                     value.try_into().map_err(|_| libc::EINVAL)?;
                 self.events = usize::from_ne_bytes(bytes);
             }
+            ZMQ_PROXY_STREAM_TAKEOVER => {
+                l.takeover = match int_value(value)? {
+                    0 => false,
+                    1 => true,
+                    _ => return Err(libc::EINVAL),
+                };
+            }
+            ZMQ_PROXY_STREAM_THREADS => {
+                let n = non_negative(int_value(value)?)?;
+                if !(1..=MAX_RELAY_THREADS).contains(&n) {
+                    return Err(libc::EINVAL);
+                }
+                l.relay_threads = n;
+            }
             _ => return Err(libc::EINVAL),
         }
         Ok(())
@@ -206,6 +222,8 @@ impl Options {
                 ms_of(Some(l.policy.fail_ban_time)).to_ne_bytes().to_vec()
             }
             ZMQ_PROXY_STREAM_EVENTS => self.events.to_ne_bytes().to_vec(),
+            ZMQ_PROXY_STREAM_TAKEOVER => (l.takeover as c_int).to_ne_bytes().to_vec(),
+            ZMQ_PROXY_STREAM_THREADS => (l.relay_threads as c_int).to_ne_bytes().to_vec(),
             _ => return Err(libc::EINVAL),
         };
         let dest = out.get_mut(..bytes.len()).ok_or(libc::EINVAL)?;
@@ -236,6 +254,8 @@ mod tests {
         assert_eq!(get_int(&o, ZMQ_PROXY_STREAM_BACKPRESSURE), 0);
         assert_eq!(get_int(&o, ZMQ_PROXY_STREAM_STALL_TIMEOUT), 2000);
         assert_eq!(get_int(&o, ZMQ_PROXY_STREAM_PROBE_INTERVAL), 10000);
+        assert_eq!(get_int(&o, ZMQ_PROXY_STREAM_TAKEOVER), 1);
+        assert_eq!(get_int(&o, ZMQ_PROXY_STREAM_THREADS), 1);
         let mut buf = [0u8; 8];
         assert_eq!(o.get(ZMQ_PROXY_STREAM_PAIR_BUFFER, &mut buf), Ok(8));
         assert_eq!(i64::from_ne_bytes(buf), 4 << 20);
@@ -336,7 +356,17 @@ mod tests {
         assert_eq!(o.set(ZMQ_PROXY_STREAM_MECHANISMS, b""), e);
         assert_eq!(o.set(ZMQ_PROXY_STREAM_MECHANISMS, b"CURVE,TLS"), e);
         assert_eq!(o.set(ZMQ_PROXY_STREAM_MECHANISMS, &[0xff, 0xfe]), e);
+        assert_eq!(o.set(ZMQ_PROXY_STREAM_TAKEOVER, &2i32.to_ne_bytes()), e);
+        assert_eq!(o.set(ZMQ_PROXY_STREAM_THREADS, &0i32.to_ne_bytes()), e);
+        assert_eq!(o.set(ZMQ_PROXY_STREAM_THREADS, &65i32.to_ne_bytes()), e);
         assert_eq!(o, before);
+        o.set(ZMQ_PROXY_STREAM_THREADS, &4i32.to_ne_bytes())
+            .unwrap();
+        o.set(ZMQ_PROXY_STREAM_TAKEOVER, &0i32.to_ne_bytes())
+            .unwrap();
+        assert_eq!(get_int(&o, ZMQ_PROXY_STREAM_THREADS), 4);
+        assert_eq!(get_int(&o, ZMQ_PROXY_STREAM_TAKEOVER), 0);
+        o = before.clone();
         let e = Err(libc::EINVAL);
         let mut small = [0u8; 2];
         assert_eq!(o.get(ZMQ_PROXY_STREAM_IDLE_TIMEOUT, &mut small), e);

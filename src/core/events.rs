@@ -18,6 +18,8 @@ pub enum PairEnd {
     IdleTimeout,
     BufferOverflow,
     Stalled,
+    /// A peer sent bytes while its connection was being taken over from libzmq.
+    TakeoverViolation,
 }
 
 impl PairEnd {
@@ -29,6 +31,7 @@ impl PairEnd {
             PairEnd::IdleTimeout => "idle-timeout",
             PairEnd::BufferOverflow => "buffer-overflow",
             PairEnd::Stalled => "stalled",
+            PairEnd::TakeoverViolation => "takeover-violation",
         }
     }
 }

@@ -52,6 +52,10 @@ pub struct Limits {
     pub connect_timeout: Option<Duration>,
     /// Report pairs and refused clients as events.
     pub events: bool,
+    /// Take paired connections out of libzmq and relay them directly.
+    pub takeover: bool,
+    /// Threads relaying taken-over pairs.
+    pub relay_threads: usize,
 }
 
 impl Default for Limits {
@@ -78,6 +82,8 @@ impl Default for Limits {
             worker_endpoints: Vec::new(),
             connect_timeout: Some(Duration::from_millis(2000)),
             events: false,
+            takeover: true,
+            relay_threads: 1,
         }
     }
 }

@@ -37,6 +37,7 @@ pub use events::{Event, PairEnd};
 pub use limits::Limits;
 pub use policy::{AddressPolicy, Cidr};
 use pools::Pools;
+pub use pools::{Handover, HandoverOutcome};
 pub use queue::{Chunk, OutQueue};
 pub use routing_id::RoutingId;
 use slab::{Key, Slab};
@@ -67,16 +68,11 @@ pub struct PeerInfo {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum State {
     /// A client whose greeting (then first command, once `greeting` is known) is arriving.
-    ClientHandshake {
-        greeting: Option<Greeting>,
-    },
+    ClientHandshake { greeting: Option<Greeting> },
     /// A screened client waiting for a worker.
     Waiting(Mechanism),
     /// Dial-out: a screened client whose worker connection is being made.
-    Dialing {
-        mechanism: Mechanism,
-        worker: Key,
-    },
+    Dialing { mechanism: Mechanism, worker: Key },
     /// Dial-out: a worker connection requested from libzmq, not connected yet.
     Connecting,
     /// A worker connection whose greeting is arriving.
@@ -84,12 +80,14 @@ enum State {
     /// A screened worker connection waiting for a client. The proxy holds back the end of
     /// its own greeting until the pair forms, so the worker stays silent meanwhile.
     Idle(Mechanism),
+    /// Paired, bytes relayed through libzmq (or, until the driver answers the handover,
+    /// waiting to be taken over).
     Paired(Key),
+    /// Paired and taken out of libzmq: the relay moves the bytes; the core keeps the
+    /// record for counters and events until the relay reports the pair's end.
+    Relayed(Key),
     /// To be closed once `out` has drained, or at once when `flush` is false.
-    Closing {
-        flush: bool,
-        deadline: Instant,
-    },
+    Closing { flush: bool, deadline: Instant },
 }
 
 struct Conn<P> {
@@ -213,6 +211,10 @@ pub struct Core<P> {
     /// For the event stream, when it is on.
     events: VecDeque<Event>,
     failures: FxHashMap<std::net::IpAddr, Failures>,
+    /// Pairs (by client) the driver is to take out of libzmq, oldest first.
+    handovers: VecDeque<Key>,
+    /// Taken-over pairs (by tag) the relay must end: a peer broke the quiet moment.
+    aborts: VecDeque<u64>,
     stats: Stats,
 }
 
@@ -240,6 +242,8 @@ impl<P: AsRef<[u8]>> Core<P> {
             dialing: 0,
             events: VecDeque::new(),
             failures: FxHashMap::default(),
+            handovers: VecDeque::new(),
+            aborts: VecDeque::new(),
             stats: Stats::default(),
             limits,
         }
@@ -425,6 +429,19 @@ impl<P: AsRef<[u8]>> Core<P> {
                     self.mark_ready(partner);
                 }
             }
+            State::Relayed(partner) => {
+                // libzmq read bytes of a connection it was letting go: they may be only
+                // part of what the peer sent then (the rest is lost inside libzmq), so the
+                // pair ends rather than relay a stream with a hole.
+                self.stats.takeover_violations += 1;
+                self.stats.dropped_bytes += data.as_ref().len() as u64;
+                let client = if conn.side == Side::Frontend {
+                    key
+                } else {
+                    partner
+                };
+                self.aborts.push_back(client.tag());
+            }
             State::Closing { .. } => {
                 self.stats.dropped_bytes += data.as_ref().len() as u64;
             }
@@ -438,6 +455,8 @@ impl<P: AsRef<[u8]>> Core<P> {
         };
         let dialed = conn.dial.is_some();
         match conn.state {
+            // libzmq let it go: the relay reports its end.
+            State::Relayed(_) => return,
             State::Paired(partner) => {
                 let end = match conn.side {
                     Side::Frontend => PairEnd::ClientClosed,
@@ -552,11 +571,16 @@ impl<P: AsRef<[u8]>> Core<P> {
         let Some(watch) = conn.watch.take() else {
             return;
         };
-        if watch.state() != HandshakeState::Ready {
-            return;
+        if watch.state() == HandshakeState::Ready {
+            self.handshake_completed(key);
         }
+    }
+
+    /// A worker's security handshake completed: its client's address is in good standing.
+    fn handshake_completed(&mut self, key: Key) {
+        let conn = self.conns.get_mut(key).expect("live conn");
         conn.handshake_done = true;
-        if let State::Paired(client) = conn.state {
+        if let State::Paired(client) | State::Relayed(client) = conn.state {
             if let Some(ip) = self.client_ip(client) {
                 self.failures.remove(&ip);
             }
@@ -598,9 +622,10 @@ impl<P: AsRef<[u8]>> Core<P> {
     /// Counts a pair as ended and reports it; the caller then closes or forgets both sides.
     /// A slot under ZMQ_PROXY_STREAM_MAX_PAIRS frees up, so waiting clients may pair.
     fn end_pair(&mut self, now: Instant, a: Key, b: Key, end: PairEnd) {
-        debug_assert!(
-            matches!(self.conns.get(a).map(|c| c.state), Some(State::Paired(p)) if p == b)
-        );
+        debug_assert!(matches!(
+            self.conns.get(a).map(|c| c.state),
+            Some(State::Paired(p) | State::Relayed(p)) if p == b
+        ));
         self.stats.pairs_open -= 1;
         let (client, worker) = match self.conns.get(a).map(|c| c.side) {
             Some(Side::Frontend) => (a, b),
@@ -718,6 +743,11 @@ impl<P: AsRef<[u8]>> Core<P> {
             return None;
         }
         self.timers.next()
+    }
+
+    /// Whether a pair waits to be handed over ([`Core::next_handover`]).
+    pub fn wants_handover(&self) -> bool {
+        !self.handovers.is_empty()
     }
 
     /// Whether there is something to send right now.

@@ -5,8 +5,33 @@ use std::collections::VecDeque;
 use std::time::Instant;
 
 use super::timers::TimerKind;
-use super::{Core, Key, Slab, State, Stats};
+use super::{Core, Key, PairEnd, PeerInfo, Reject, Slab, State, Stats};
+use crate::relay::{RelayEnd, RelayEvent};
 use crate::zmtp::{self, Mechanism};
+
+/// A pair the driver is asked to take out of libzmq ([`Core::next_handover`]).
+pub struct Handover<'a> {
+    /// Names the pair to the relay and in [`Core::on_handover`].
+    pub tag: u64,
+    pub client_id: &'a [u8],
+    pub client: PeerInfo,
+    pub worker_id: &'a [u8],
+    pub worker: PeerInfo,
+    /// What the worker is owed first: the end of the proxy's greeting, then everything the
+    /// client sent from its first handshake command on.
+    pub to_worker: Vec<u8>,
+}
+
+/// How a handover went.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HandoverOutcome {
+    /// Both connections are the relay's now; libzmq was asked to let go of them.
+    Taken,
+    /// Nothing changed (a descriptor could not be taken or checked): relay through libzmq.
+    Fallback,
+    /// libzmq let go of one connection but refused the other: the pair is closed.
+    Broken,
+}
 
 /// Queues of keys. Departed entries are left in place and skipped when met (their state no
 /// longer matches), and compacted away when they dominate.
@@ -131,7 +156,7 @@ impl<P: AsRef<[u8]>> Core<P> {
         self.stats.pairs_open += 1;
         self.stats.pairs_total += 1;
         let pair_no = self.stats.pairs_total;
-        let mut first_command = {
+        {
             let c = self.conns.get_mut(client).expect("live client");
             c.state = State::Paired(worker);
             c.last_activity = now;
@@ -139,19 +164,10 @@ impl<P: AsRef<[u8]>> Core<P> {
             c.paired_at = now;
             c.mechanism = Some(m);
             c.relayed = c.early.payload() as u64;
-            std::mem::take(&mut c.early)
-        };
-        {
-            let w = self.conns.get_mut(worker).expect("live worker");
-            w.state = State::Paired(client);
-            w.last_activity = now;
-            w.watch = Some(Box::default());
-            // The end of the greeting the worker has been waiting for, then the client's
-            // first command: from here on the two talk to each other.
-            w.out.push_owned(zmtp::greeting_rest(m, false).to_vec());
-            w.out.append(&mut first_command);
         }
-        self.mark_ready(worker);
+        let w = self.conns.get_mut(worker).expect("live worker");
+        w.state = State::Paired(client);
+        w.last_activity = now;
         if self.limits.events {
             let c = self.conns.get(client).expect("live client");
             let w = self.conns.get(worker).expect("live worker");
@@ -163,12 +179,147 @@ impl<P: AsRef<[u8]>> Core<P> {
             };
             self.push_event(event);
         }
+        // Both peers are silent now by protocol: the client waits for the answer to its
+        // first command, the worker for the end of the proxy's greeting. The moment to take
+        // their connections out of libzmq, if their descriptors are known.
+        let known = |k: Key| {
+            self.conns
+                .get(k)
+                .and_then(|c| c.peer)
+                .is_some_and(|p| p.addr.is_some() && p.local.is_some())
+        };
+        if self.limits.takeover && known(client) && known(worker) {
+            self.handovers.push_back(client);
+        } else {
+            self.relay_through_libzmq(now, client, worker, m);
+        }
+    }
+
+    /// From here on the pair's bytes go through the STREAM sockets.
+    fn relay_through_libzmq(&mut self, now: Instant, client: Key, worker: Key, m: Mechanism) {
+        let mut first_command = {
+            let c = self.conns.get_mut(client).expect("live client");
+            std::mem::take(&mut c.early)
+        };
+        let w = self.conns.get_mut(worker).expect("live worker");
+        w.watch = Some(Box::default());
+        // The end of the greeting the worker has been waiting for, then the client's
+        // first command: from here on the two talk to each other.
+        w.out.push_owned(zmtp::greeting_rest(m, false).to_vec());
+        w.out.append(&mut first_command);
+        self.mark_ready(worker);
         if let Some(t) = self.limits.idle_timeout {
             self.timers.arm(now + t, client, TimerKind::Idle);
         }
         if let Some(t) = self.limits.probe_interval {
             self.timers.arm(now + t, client, TimerKind::Probe);
             self.timers.arm(now + t, worker, TimerKind::Probe);
+        }
+    }
+}
+
+impl<P: AsRef<[u8]>> Core<P> {
+    /// The next pair to take out of libzmq, if any. Answer with [`Core::on_handover`] before
+    /// asking again.
+    pub fn next_handover(&mut self) -> Option<Handover<'_>> {
+        loop {
+            let client = *self.handovers.front()?;
+            let c = self.conns.get(client);
+            let worker = match c.map(|c| c.state) {
+                Some(State::Paired(w)) => w,
+                _ => {
+                    self.handovers.pop_front();
+                    continue;
+                }
+            };
+            let c = c.expect("checked");
+            let w = self.conns.get(worker).expect("partner of a live pair");
+            let m = c.mechanism.expect("set when paired");
+            let mut to_worker = zmtp::greeting_rest(m, false).to_vec();
+            c.early.copy_to(&mut to_worker);
+            return Some(Handover {
+                tag: client.tag(),
+                client_id: c.id.as_bytes(),
+                client: c.peer.expect("checked when paired"),
+                worker_id: w.id.as_bytes(),
+                worker: w.peer.expect("checked when paired"),
+                to_worker,
+            });
+        }
+    }
+
+    /// How the handover of the pair `tag` went.
+    pub fn on_handover(&mut self, now: Instant, tag: u64, outcome: HandoverOutcome) {
+        let client = Key::from_tag(tag);
+        let front = self.handovers.pop_front();
+        debug_assert_eq!(front, Some(client));
+        let Some(State::Paired(worker)) = self.conns.get(client).map(|c| c.state) else {
+            return;
+        };
+        let m = self.conns.get(client).and_then(|c| c.mechanism);
+        match outcome {
+            HandoverOutcome::Taken => {
+                self.stats.pairs_taken_over += 1;
+                let c = self.conns.get_mut(client).expect("live");
+                c.state = State::Relayed(worker);
+                c.early.clear();
+                let w = self.conns.get_mut(worker).expect("live");
+                w.state = State::Relayed(client);
+            }
+            HandoverOutcome::Fallback => {
+                self.stats.takeover_fallbacks += 1;
+                self.relay_through_libzmq(now, client, worker, m.expect("set when paired"));
+            }
+            HandoverOutcome::Broken => {
+                self.stats.takeover_fallbacks += 1;
+                self.end_pair(now, client, worker, PairEnd::TakeoverViolation);
+                self.start_close(now, client, false);
+                self.start_close(now, worker, false);
+            }
+        }
+    }
+
+    /// The next taken-over pair the relay must end at once (by tag).
+    pub fn next_abort(&mut self) -> Option<u64> {
+        self.aborts.pop_front()
+    }
+
+    /// What the relay reports about a taken-over pair.
+    pub fn on_relay_event(&mut self, now: Instant, event: RelayEvent) {
+        let tag = match event {
+            RelayEvent::HandshakeDone { tag } | RelayEvent::Ended { tag, .. } => tag,
+        };
+        let client = Key::from_tag(tag);
+        let Some(State::Relayed(worker)) = self.conns.get(client).map(|c| c.state) else {
+            return;
+        };
+        match event {
+            RelayEvent::HandshakeDone { .. } => self.handshake_completed(worker),
+            RelayEvent::Ended {
+                end,
+                bytes_up,
+                bytes_down,
+                handshake_done,
+                ..
+            } => {
+                self.conns.get_mut(client).expect("live").relayed += bytes_up;
+                let w = self.conns.get_mut(worker).expect("live");
+                w.relayed = bytes_down;
+                w.handshake_done |= handshake_done;
+                let end = match end {
+                    RelayEnd::ClientClosed => PairEnd::ClientClosed,
+                    RelayEnd::WorkerClosed => PairEnd::WorkerClosed,
+                    RelayEnd::IdleTimeout => {
+                        self.stats.count(Reject::IdleTimeout);
+                        PairEnd::IdleTimeout
+                    }
+                    RelayEnd::Aborted => PairEnd::TakeoverViolation,
+                };
+                self.end_pair(now, client, worker, end);
+                // libzmq let go of both at the handover; the relay closed them.
+                self.forget(client, true, now);
+                self.forget(worker, true, now);
+            }
         }
     }
 }

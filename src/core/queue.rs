@@ -56,6 +56,16 @@ impl<P: AsRef<[u8]>> OutQueue<P> {
         self.entries.is_empty()
     }
 
+    /// Appends the queued bytes, in order, to `out`.
+    pub fn copy_to(&self, out: &mut Vec<u8>) {
+        for e in &self.entries {
+            match &e.chunk {
+                Chunk::Held(p) => out.extend_from_slice(p.as_ref()),
+                Chunk::Copied(b) => out.extend_from_slice(b),
+            }
+        }
+    }
+
     /// Payload bytes queued.
     pub fn payload(&self) -> usize {
         self.payload

@@ -9,6 +9,20 @@ pub struct Key {
     generation: u32,
 }
 
+impl Key {
+    /// The key as one number (for the relay, which names pairs by their client's key).
+    pub fn tag(self) -> u64 {
+        (u64::from(self.generation) << 32) | u64::from(self.index)
+    }
+
+    pub fn from_tag(tag: u64) -> Key {
+        Key {
+            index: tag as u32,
+            generation: (tag >> 32) as u32,
+        }
+    }
+}
+
 enum Slot<T> {
     Used {
         generation: u32,

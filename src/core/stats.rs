@@ -68,6 +68,9 @@ pub struct Stats {
     pub reject_banned: u64,
     pub handshakes_failed: u64,
     pub events_dropped: u64,
+    pub pairs_taken_over: u64,
+    pub takeover_fallbacks: u64,
+    pub takeover_violations: u64,
 }
 
 impl Stats {
@@ -203,6 +206,18 @@ impl Stats {
             self.handshakes_failed,
         );
         set(ZMQ_PROXY_STREAM_STAT_EVENTS_DROPPED, self.events_dropped);
+        set(
+            ZMQ_PROXY_STREAM_STAT_PAIRS_TAKEN_OVER,
+            self.pairs_taken_over,
+        );
+        set(
+            ZMQ_PROXY_STREAM_STAT_TAKEOVER_FALLBACKS,
+            self.takeover_fallbacks,
+        );
+        set(
+            ZMQ_PROXY_STREAM_STAT_TAKEOVER_VIOLATIONS,
+            self.takeover_violations,
+        );
         v
     }
 }

@@ -122,6 +122,18 @@ impl Proxy {
             events: events_kind,
             mut options,
         } = config;
+        // The suite runs on both relay paths: STREAMQ_TEST_TAKEOVER=0 puts every proxy on
+        // the libzmq relay (a test's own TAKEOVER option, set later, still wins).
+        if let Ok(v) = std::env::var("STREAMQ_TEST_TAKEOVER") {
+            let v: i32 = v.parse().expect("STREAMQ_TEST_TAKEOVER is 0 or 1");
+            options.insert(
+                0,
+                (
+                    zmq_proxy_stream::api::ZMQ_PROXY_STREAM_TAKEOVER,
+                    OptValue::Int(v),
+                ),
+            );
+        }
         let ctx = zmq::Context::new();
         let frontend = ctx.socket(zmq::STREAM).unwrap();
         let backend = ctx.socket(zmq::STREAM).unwrap();

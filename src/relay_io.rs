@@ -1,0 +1,246 @@
+//! Every system call of the relay path: epoll, eventfd, read, write and shutdown on taken-over
+//! connections, and taking a connection's descriptor out of libzmq. Errors are errno
+//! values; EINTR is retried here, in one place, except where the caller must see it.
+
+use std::net::SocketAddr;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+
+use crate::relay::IoOutcome;
+use crate::zmq_io::{local_address, peer_address, Errno};
+
+fn errno() -> Errno {
+    std::io::Error::last_os_error()
+        .raw_os_error()
+        .unwrap_or(libc::EIO)
+}
+
+/// Runs `f` again while it fails with EINTR (a signal arrived mid-call).
+fn retry_if_interrupted(mut f: impl FnMut() -> isize) -> Result<usize, Errno> {
+    loop {
+        let rc = f();
+        if rc >= 0 {
+            return Ok(rc as usize);
+        }
+        let e = errno();
+        if e != libc::EINTR {
+            return Err(e);
+        }
+    }
+}
+
+fn outcome(r: Result<usize, Errno>) -> IoOutcome {
+    match r {
+        Ok(n) => IoOutcome::Done(n),
+        Err(e) if e == libc::EAGAIN || e == libc::EWOULDBLOCK => IoOutcome::WouldBlock,
+        Err(e) => IoOutcome::Failed(e),
+    }
+}
+
+/// read(2) from a taken-over connection.
+pub fn read(fd: &OwnedFd, buf: &mut [u8]) -> IoOutcome {
+    // SAFETY: buf is valid for writes of buf.len() bytes; fd is an open descriptor we own.
+    outcome(retry_if_interrupted(|| unsafe {
+        libc::read(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len())
+    }))
+}
+
+/// Writes to a taken-over connection. send(2) with MSG_NOSIGNAL rather than write(2): a
+/// peer that went away gives EPIPE here, not a SIGPIPE that would kill the caller's process.
+pub fn write(fd: &OwnedFd, buf: &[u8]) -> IoOutcome {
+    // SAFETY: buf is valid for reads of buf.len() bytes; fd is an open descriptor we own.
+    outcome(retry_if_interrupted(|| unsafe {
+        libc::send(
+            fd.as_raw_fd(),
+            buf.as_ptr().cast(),
+            buf.len(),
+            libc::MSG_NOSIGNAL,
+        )
+    }))
+}
+
+/// shutdown(SHUT_WR): the peer reads what was written, then the end of the stream.
+pub fn shutdown_write(fd: &OwnedFd) -> IoOutcome {
+    // SAFETY: shutdown has no memory effects; fd is an open descriptor we own.
+    outcome(retry_if_interrupted(|| unsafe {
+        libc::shutdown(fd.as_raw_fd(), libc::SHUT_WR) as isize
+    }))
+}
+
+/// An epoll set. Taken-over connections are registered edge-triggered for reading, writing
+/// and the peer's FIN (EPOLLRDHUP); descriptors of others (libzmq's ZMQ_FD, a waker) are
+/// registered level-triggered for reading and never closed here.
+pub struct Epoll {
+    fd: OwnedFd,
+}
+
+/// What epoll said about one registration.
+#[derive(Clone, Copy, Debug)]
+pub struct Readiness {
+    pub token: u64,
+    pub readable: bool,
+    pub writable: bool,
+    /// The peer's FIN, a reset or an error: read until the read says what it is.
+    pub hung_up: bool,
+}
+
+const CONN_EVENTS: u32 = (libc::EPOLLIN | libc::EPOLLOUT | libc::EPOLLRDHUP | libc::EPOLLET) as u32;
+
+impl Epoll {
+    pub fn new() -> Result<Epoll, Errno> {
+        // SAFETY: epoll_create1 has no memory effects.
+        let fd = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
+        if fd < 0 {
+            return Err(errno());
+        }
+        // SAFETY: fd is a new descriptor that nothing else owns.
+        Ok(Epoll {
+            fd: unsafe { OwnedFd::from_raw_fd(fd) },
+        })
+    }
+
+    fn ctl(&self, op: libc::c_int, fd: RawFd, events: u32, token: u64) -> Result<(), Errno> {
+        let mut ev = libc::epoll_event { events, u64: token };
+        // SAFETY: ev is a valid epoll_event; the kernel only reads it.
+        let rc = unsafe { libc::epoll_ctl(self.fd.as_raw_fd(), op, fd, &mut ev) };
+        if rc < 0 {
+            Err(errno())
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Registers a taken-over connection (edge-triggered).
+    pub fn add_connection(&self, fd: &OwnedFd, token: u64) -> Result<(), Errno> {
+        self.ctl(libc::EPOLL_CTL_ADD, fd.as_raw_fd(), CONN_EVENTS, token)
+    }
+
+    /// Registers a descriptor someone else owns, level-triggered, for reading.
+    pub fn add_borrowed(&self, fd: RawFd, token: u64) -> Result<(), Errno> {
+        self.ctl(libc::EPOLL_CTL_ADD, fd, libc::EPOLLIN as u32, token)
+    }
+
+    /// Deregisters a connection before it is closed.
+    pub fn remove(&self, fd: &OwnedFd) {
+        // Fails only if it was not registered, which changes nothing.
+        let _ = self.ctl(libc::EPOLL_CTL_DEL, fd.as_raw_fd(), 0, 0);
+    }
+
+    /// Waits up to `timeout_ms` (-1: no limit) and fills `events`. EINTR is returned to the
+    /// caller, which decides whether a signal ends its loop.
+    pub fn wait(
+        &self,
+        events: &mut [libc::epoll_event],
+        timeout_ms: i64,
+        out: &mut Vec<Readiness>,
+    ) -> Result<(), Errno> {
+        let timeout = timeout_ms.clamp(-1, libc::c_int::MAX as i64) as libc::c_int;
+        // SAFETY: events is valid for writes of events.len() entries.
+        let n = unsafe {
+            libc::epoll_wait(
+                self.fd.as_raw_fd(),
+                events.as_mut_ptr(),
+                events.len() as libc::c_int,
+                timeout,
+            )
+        };
+        if n < 0 {
+            return Err(errno());
+        }
+        out.clear();
+        for ev in &events[..n as usize] {
+            let bits = ev.events;
+            let hung_up = bits & (libc::EPOLLRDHUP | libc::EPOLLHUP | libc::EPOLLERR) as u32 != 0;
+            out.push(Readiness {
+                token: ev.u64,
+                readable: bits & libc::EPOLLIN as u32 != 0,
+                writable: bits & libc::EPOLLOUT as u32 != 0,
+                hung_up,
+            });
+        }
+        Ok(())
+    }
+}
+
+/// Wakes a thread blocked in epoll or poll from another thread (an eventfd).
+pub struct Waker {
+    fd: OwnedFd,
+}
+
+impl Waker {
+    pub fn new() -> Result<Waker, Errno> {
+        // SAFETY: eventfd has no memory effects.
+        let fd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
+        if fd < 0 {
+            return Err(errno());
+        }
+        // SAFETY: fd is a new descriptor that nothing else owns.
+        Ok(Waker {
+            fd: unsafe { OwnedFd::from_raw_fd(fd) },
+        })
+    }
+
+    pub fn raw(&self) -> RawFd {
+        self.fd.as_raw_fd()
+    }
+
+    pub fn wake(&self) {
+        let one: u64 = 1;
+        // SAFETY: one is valid for reads of 8 bytes. A full counter (EAGAIN) is still a
+        // pending wake-up, so the result does not matter.
+        let _ = retry_if_interrupted(|| unsafe {
+            libc::write(self.fd.as_raw_fd(), (&one as *const u64).cast(), 8)
+        });
+    }
+
+    /// Clears pending wake-ups.
+    pub fn reset(&self) {
+        let mut n: u64 = 0;
+        // SAFETY: n is valid for writes of 8 bytes; EAGAIN means none was pending.
+        let _ = retry_if_interrupted(|| unsafe {
+            libc::read(self.fd.as_raw_fd(), (&mut n as *mut u64).cast(), 8)
+        });
+    }
+}
+
+/// Duplicates libzmq's descriptor `fd` of a connection recorded as `peer` (remote) and
+/// `local`, and checks that the duplicate names that very connection: descriptor numbers
+/// are reused at once, so a number alone proves nothing. None when it cannot be taken.
+pub fn take_connection(fd: RawFd, peer: SocketAddr, local: SocketAddr) -> Option<OwnedFd> {
+    // SAFETY: F_DUPFD_CLOEXEC only reads fd; a closed fd fails with EBADF.
+    let dup = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 0) };
+    if dup < 0 {
+        return None;
+    }
+    // SAFETY: dup is a new descriptor that nothing else owns.
+    let dup = unsafe { OwnedFd::from_raw_fd(dup) };
+    let same = peer_address(dup.as_raw_fd()) == Some(peer)
+        && local_address(dup.as_raw_fd()) == Some(local);
+    if !same {
+        return None;
+    }
+    // libzmq's sockets are non-blocking already (the flag lives in the shared open file);
+    // set it anyway, so the relay never blocks whatever libzmq did.
+    // SAFETY: fcntl on a descriptor we own, with no memory effects.
+    let ok = unsafe {
+        let flags = libc::fcntl(dup.as_raw_fd(), libc::F_GETFL);
+        flags >= 0 && libc::fcntl(dup.as_raw_fd(), libc::F_SETFL, flags | libc::O_NONBLOCK) == 0
+    };
+    ok.then_some(dup)
+}
+
+fn inode(fd: RawFd) -> Option<(u64, u64)> {
+    // SAFETY: stat is plain old data; all-zero is a valid value.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: st is valid for writes; a closed fd fails with EBADF.
+    let rc = unsafe { libc::fstat(fd, &mut st) };
+    (rc == 0).then_some((st.st_dev, st.st_ino))
+}
+
+/// Whether libzmq has closed its descriptor `original` of the connection we hold as `dup`:
+/// the number is free, or names another file now.
+pub fn released_by_libzmq(original: RawFd, dup: &OwnedFd) -> bool {
+    match (inode(original), inode(dup.as_raw_fd())) {
+        (Some(a), Some(b)) => a != b,
+        _ => true,
+    }
+}

@@ -1,0 +1,77 @@
+//! Taking a pair's two TCP connections out of libzmq, on the proxy's thread.
+//!
+//! At pairing both peers are silent by protocol (the client waits for the answer to its
+//! first command, the worker for the end of the proxy's greeting), so nothing is in flight
+//! inside libzmq. The proxy duplicates each connection's descriptor (ZMQ_SRCFD), checks that
+//! the duplicate names the connection recorded when it connected, and sends `[id][]`: libzmq
+//! then removes its descriptor from its poller and closes it without a shutdown, and the
+//! connection lives on in the duplicate. That close happens later, in libzmq's I/O thread,
+//! and until then libzmq may still read from the connection, so the pair waits here, with
+//! nothing written to either peer, until both original descriptors are gone.
+
+use std::os::fd::{OwnedFd, RawFd};
+use std::time::Instant;
+
+use crate::core::Handover;
+use crate::relay_io::{released_by_libzmq, take_connection};
+use crate::relay_thread::NewPair;
+
+/// Both connections of a pair, duplicated and checked, or None when either cannot be taken
+/// (the duplicates made are closed again: libzmq still has the pair).
+pub fn duplicate(h: &Handover<'_>) -> Option<[OwnedFd; 2]> {
+    let take = |p: crate::core::PeerInfo| take_connection(p.fd, p.addr?, p.local?);
+    let client = take(h.client)?;
+    let worker = take(h.worker)?;
+    Some([client, worker])
+}
+
+struct Pending {
+    pair: NewPair,
+    /// libzmq's descriptors, client's then worker's.
+    originals: [RawFd; 2],
+    deadline: Instant,
+}
+
+/// Pairs whose connections libzmq was asked to let go of and has not closed yet.
+#[derive(Default)]
+pub struct Takeovers {
+    pending: Vec<Pending>,
+}
+
+impl Takeovers {
+    pub fn is_empty(&self) -> bool {
+        self.pending.is_empty()
+    }
+
+    pub fn push(&mut self, pair: NewPair, originals: [RawFd; 2], deadline: Instant) {
+        self.pending.push(Pending {
+            pair,
+            originals,
+            deadline,
+        });
+    }
+
+    /// Forgets a pending pair (closing its duplicates); false if it is not pending.
+    pub fn abort(&mut self, tag: u64) -> bool {
+        let before = self.pending.len();
+        self.pending.retain(|p| p.pair.tag != tag);
+        self.pending.len() != before
+    }
+
+    /// Pairs libzmq has let go of, ready for a relay thread; and tags of pairs it has not
+    /// let go of by their deadline (their duplicates are closed).
+    pub fn settle(&mut self, now: Instant, ready: &mut Vec<NewPair>, expired: &mut Vec<u64>) {
+        let mut i = 0;
+        while i < self.pending.len() {
+            let p = &self.pending[i];
+            let released = (0..2).all(|e| released_by_libzmq(p.originals[e], &p.pair.fds[e]));
+            if released {
+                ready.push(self.pending.swap_remove(i).pair);
+            } else if now >= p.deadline {
+                expired.push(self.pending.swap_remove(i).pair.tag);
+            } else {
+                i += 1;
+            }
+        }
+    }
+}

@@ -1,0 +1,456 @@
+//! Taken-over pairs (ZMQ_PROXY_STREAM_TAKEOVER, the default): once a pair forms the proxy
+//! relays between the two TCP connections itself. Lossless under streams with no flow
+//! control, a stuck peer slows only its own partner, tails arrive, a peer that breaks the
+//! takeover's quiet moment gets its pair closed rather than a stream with a hole, and
+//! thousands of idle pairs cost the proxy nothing while idle.
+//!
+//! These tests set TAKEOVER 1 themselves, so they test the relay whatever
+//! STREAMQ_TEST_TAKEOVER says.
+
+mod common;
+mod rawnet;
+
+use std::io::{Read, Write};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use common::*;
+use common::raw::{closed_within, read_exact_within};
+use rawnet::*;
+use zmq_proxy_stream::api::*;
+
+static SERIAL: Mutex<()> = Mutex::new(());
+
+/// These tests move tens of MiB or hold thousands of connections: one at a time.
+fn serial() -> MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn takeover_proxy(extra: Vec<(i32, OptValue)>) -> Proxy {
+    let mut options = vec![(ZMQ_PROXY_STREAM_TAKEOVER, OptValue::Int(1))];
+    options.extend(extra);
+    Proxy::start_opts(options)
+}
+
+/// A CURVE server socket of `kind` connected `n` times to the backend.
+fn curve_server(
+    ctx: &zmq::Context,
+    kind: zmq::SocketType,
+    keys: &zmq::CurveKeyPair,
+    backend: &str,
+    n: usize,
+) -> zmq::Socket {
+    let s = ctx.socket(kind).unwrap();
+    s.set_linger(0).unwrap();
+    s.set_curve_server(true).unwrap();
+    s.set_curve_secretkey(&keys.secret_key).unwrap();
+    s.set_immediate(true).unwrap();
+    for _ in 0..n {
+        s.connect(backend).unwrap();
+    }
+    s
+}
+
+fn curve_client(
+    ctx: &zmq::Context,
+    kind: zmq::SocketType,
+    server: &zmq::CurveKeyPair,
+    frontend: &str,
+) -> zmq::Socket {
+    let s = ctx.socket(kind).unwrap();
+    s.set_linger(0).unwrap();
+    let me = zmq::CurveKeyPair::new().unwrap();
+    s.set_curve_serverkey(&server.public_key).unwrap();
+    s.set_curve_publickey(&me.public_key).unwrap();
+    s.set_curve_secretkey(&me.secret_key).unwrap();
+    s.connect(frontend).unwrap();
+    s
+}
+
+#[test]
+fn a_curve_pair_is_taken_over_counted_and_reported() {
+    let _g = serial();
+    let proxy = Proxy::start_config(ProxyConfig {
+        events: Some(EventsKind::Pair),
+        options: vec![(ZMQ_PROXY_STREAM_TAKEOVER, OptValue::Int(1))],
+        ..ProxyConfig::new()
+    });
+    let ctx = zmq::Context::new();
+    let mech = curve();
+    let _w = Worker::start(&ctx, &proxy.backend, mech.clone(), 1);
+    wait_until("the worker connection is idle", DEADLINE, || {
+        proxy.stat(ZMQ_PROXY_STREAM_STAT_WORKERS_IDLE_CURVE) == 1
+    });
+    let before = proxy.statistics();
+    let c = client(&ctx, &proxy.frontend, &mech);
+    for n in 0..20u64 {
+        round_trip(&c, &[b"head", &payload(n, 3000)]);
+    }
+    assert_eq!(proxy.stat(ZMQ_PROXY_STREAM_STAT_PAIRS_TAKEN_OVER), 1);
+    assert_eq!(proxy.stat(ZMQ_PROXY_STREAM_STAT_TAKEOVER_FALLBACKS), 0);
+    assert_eq!(proxy.stat(ZMQ_PROXY_STREAM_STAT_PAIRS_OPEN), 1);
+    // STATISTICS go on counting: a read is a message in, a write a message out, and what
+    // went up came in from the client and out to the worker.
+    let s = proxy.statistics();
+    let up = s[1] - before[1];
+    assert!(up > 20 * 3000, "client bytes in: {up}");
+    assert!(s[0] > before[0] && s[6] > before[6]);
+    drop(c);
+    wait_until("the pair ends", DEADLINE, || {
+        proxy.stat(ZMQ_PROXY_STREAM_STAT_PAIRS_OPEN) == 0
+    });
+    let events = proxy.drain_events(Duration::from_millis(200));
+    let close = events
+        .iter()
+        .find(|e| matches!(e, ProxyEvent::Close { .. }))
+        .expect("a CLOSE event");
+    let ProxyEvent::Close {
+        bytes_up,
+        bytes_down,
+        reason,
+        ..
+    } = close
+    else {
+        unreachable!()
+    };
+    assert_eq!(reason, "client-closed");
+    assert!(
+        *bytes_up > 20 * 3000 && *bytes_down > 20 * 3000,
+        "{close:?}"
+    );
+}
+
+/// libzmq's local_thr/remote_thr pattern through the proxy with default options: PUSH
+/// clients stream CURVE messages with no flow control of their own into PULL workers.
+fn stream_without_flow_control(clients: usize, size: usize, per_client: usize) {
+    let _g = serial();
+    let proxy = takeover_proxy(vec![]);
+    let ctx = zmq::Context::new();
+    let keys = zmq::CurveKeyPair::new().unwrap();
+    let pull = curve_server(&ctx, zmq::PULL, &keys, &proxy.backend, clients);
+    wait_until("worker connections idle", DEADLINE, || {
+        proxy.stat(ZMQ_PROXY_STREAM_STAT_WORKERS_IDLE_CURVE) == clients as u64
+    });
+    let senders: Vec<_> = (0..clients)
+        .map(|id| {
+            let frontend = proxy.frontend.clone();
+            let keys = zmq::CurveKeyPair {
+                public_key: keys.public_key,
+                secret_key: keys.secret_key,
+            };
+            let ctx = ctx.clone();
+            std::thread::spawn(move || {
+                let push = curve_client(&ctx, zmq::PUSH, &keys, &frontend);
+                let mut msg = vec![0u8; size];
+                for seq in 0..per_client {
+                    msg[..8].copy_from_slice(&(id as u64).to_le_bytes());
+                    msg[8..16].copy_from_slice(&(seq as u64).to_le_bytes());
+                    msg[16] = (seq as u8).wrapping_mul(7);
+                    push.send(&msg, 0).unwrap();
+                }
+                push
+            })
+        })
+        .collect();
+    let mut next = vec![0usize; clients];
+    let total = clients * per_client;
+    for _ in 0..total {
+        let m = recv_within(&pull, DEADLINE).expect("every message arrives");
+        assert_eq!(m.len(), 1);
+        let m = &m[0];
+        assert_eq!(m.len(), size);
+        let id = u64::from_le_bytes(m[..8].try_into().unwrap()) as usize;
+        let seq = u64::from_le_bytes(m[8..16].try_into().unwrap()) as usize;
+        assert_eq!(seq, next[id], "client {id}'s messages in order");
+        assert_eq!(m[16], (seq as u8).wrapping_mul(7));
+        next[id] += 1;
+    }
+    let pushes: Vec<zmq::Socket> = senders.into_iter().map(|t| t.join().unwrap()).collect();
+    let s = proxy.stream_stats();
+    assert_eq!(
+        s[ZMQ_PROXY_STREAM_STAT_PAIRS_OPEN as usize], clients as u64,
+        "no pair closed"
+    );
+    assert_eq!(
+        s[ZMQ_PROXY_STREAM_STAT_PAIRS_TAKEN_OVER as usize],
+        clients as u64
+    );
+    assert_eq!(s[ZMQ_PROXY_STREAM_STAT_CLOSED_BUFFER_OVERFLOW as usize], 0);
+    drop(pushes);
+}
+
+#[test]
+fn streaming_8k_from_one_client_without_flow_control_loses_nothing() {
+    stream_without_flow_control(1, 8192, 3000);
+}
+
+#[test]
+fn streaming_64k_from_one_client_without_flow_control_loses_nothing() {
+    stream_without_flow_control(1, 65536, 400);
+}
+
+#[test]
+fn streaming_8k_from_16_clients_without_flow_control_loses_nothing() {
+    stream_without_flow_control(16, 8192, 200);
+}
+
+#[test]
+fn streaming_64k_from_16_clients_without_flow_control_loses_nothing() {
+    stream_without_flow_control(16, 65536, 25);
+}
+
+/// One worker stops reading while its client streams 16 MiB: 20 other pairs keep
+/// exchanging round trips meanwhile; when it reads again its stream arrives whole and in
+/// order.
+#[test]
+fn a_stuck_worker_slows_only_its_own_client() {
+    let _g = serial();
+    let proxy = takeover_proxy(vec![]);
+    let ctx = zmq::Context::new();
+    let keys = zmq::CurveKeyPair::new().unwrap();
+    let stuck = curve_server(&ctx, zmq::ROUTER, &keys, &proxy.backend, 1);
+    wait_until("the stuck worker is idle", DEADLINE, || {
+        proxy.stat(ZMQ_PROXY_STREAM_STAT_WORKERS_IDLE_CURVE) == 1
+    });
+    let streamer = curve_client(&ctx, zmq::DEALER, &keys, &proxy.frontend);
+    streamer.send("hello", 0).unwrap();
+    let hello = recv_within(&stuck, DEADLINE).expect("the stuck worker's first message");
+    assert_eq!(hello[1], b"hello");
+    // The streamer sends 16 MiB in 64 KiB messages on its own thread; the worker reads none.
+    const MSGS: usize = 256;
+    let sent = Arc::new(AtomicUsize::new(0));
+    let sent2 = sent.clone();
+    let sender = std::thread::spawn(move || {
+        for n in 0..MSGS {
+            streamer.send(payload(n as u64, 65536), 0).unwrap();
+            sent2.fetch_add(1, Ordering::Relaxed);
+        }
+        streamer
+    });
+    let mech = Mechanism::Curve(Arc::new(zmq::CurveKeyPair {
+        public_key: keys.public_key,
+        secret_key: keys.secret_key,
+    }));
+    let _echo = Worker::start(&ctx, &proxy.backend, mech.clone(), 20);
+    let clients: Vec<_> = (0..20)
+        .map(|_| client(&ctx, &proxy.frontend, &mech))
+        .collect();
+    // While the stream is stuck (the sender blocked on its own HWM, kernel buffers and the
+    // pair's buffer full), every other client gets 50 round trips through.
+    let t0 = Instant::now();
+    for round in 0..50u64 {
+        for (i, c) in clients.iter().enumerate() {
+            round_trip(c, &[&payload(round * 100 + i as u64, 200)]);
+        }
+    }
+    let busy_for = t0.elapsed();
+    assert!(
+        sent.load(Ordering::Relaxed) < MSGS,
+        "the stuck pair was never stuck"
+    );
+    assert_eq!(proxy.stat(ZMQ_PROXY_STREAM_STAT_PAIRS_OPEN), 21);
+    eprintln!("1000 round trips beside a stuck pair took {busy_for:?}");
+    // The worker reads again: all of it, in order.
+    for n in 0..MSGS {
+        let m = recv_within(&stuck, DEADLINE).expect("the stuck stream resumes");
+        assert!(
+            m[1] == payload(n as u64, 65536),
+            "message {n} intact and in order"
+        );
+    }
+    let _streamer = sender.join().unwrap();
+}
+
+/// Every byte sent before a FIN reaches the partner: a client that sends 1 MiB and closes
+/// at once, and a worker that does the same.
+#[test]
+fn tails_arrive_both_ways() {
+    let _g = serial();
+    let proxy = takeover_proxy(vec![]);
+    let p = raw_pair(&proxy.frontend, &proxy.backend);
+    let (mut client, mut worker) = (p.client, p.worker);
+    let up = pattern(1, 0, 1 << 20);
+    client.write_all(&up).unwrap();
+    drop(client);
+    let got = read_until_eof(&mut worker);
+    assert_eq!(got.len(), 1 << 20, "the worker got the whole tail");
+    check_pattern(1, 0, &got);
+
+    let p = raw_pair(&proxy.frontend, &proxy.backend);
+    let (mut client, mut worker) = (p.client, p.worker);
+    worker.write_all(&pattern(2, 0, 1 << 20)).unwrap();
+    drop(worker);
+    let got = read_until_eof(&mut client);
+    assert_eq!(got.len(), 1 << 20, "the client got the whole tail");
+    check_pattern(2, 0, &got);
+    wait_until("both pairs ended", DEADLINE, || {
+        proxy.stat(ZMQ_PROXY_STREAM_STAT_PAIRS_OPEN) == 0
+    });
+}
+
+/// A raw client that sends more right after its first command, while the proxy takes its
+/// connection out of libzmq: the worker gets the stream whole, or the pair is closed and
+/// counted. Never a stream with a hole.
+#[test]
+fn bytes_in_the_takeover_window_never_make_a_hole() {
+    let _g = serial();
+    let proxy = takeover_proxy(vec![]);
+    let extra = pattern(3, 0, 200_000);
+    let mut whole = 0;
+    let mut closed = 0;
+    for _ in 0..30 {
+        let mut worker = raw_worker(&proxy.backend);
+        let mut c = tcp_connect(&proxy.frontend);
+        c.write_all(&peer_greeting()).unwrap();
+        assert_eq!(
+            read_exact_within(&mut c, GREETING_LEN, LONG),
+            proxy_greeting()
+        );
+        let mut first = client_ready();
+        first.extend_from_slice(&extra[..1]);
+        c.write_all(&first).unwrap();
+        // Then at once the rest, in pieces, while the pair is being taken over.
+        for piece in extra[1..].chunks(7000) {
+            c.write_all(piece).unwrap();
+        }
+        worker
+            .set_read_timeout(Some(Duration::from_millis(50)))
+            .unwrap();
+        let mut got = Vec::new();
+        let deadline = Instant::now() + DEADLINE;
+        let want = GREETING_REST_LEN + client_ready().len() + extra.len();
+        let mut eof = false;
+        while got.len() < want && Instant::now() < deadline {
+            let mut buf = [0u8; 65536];
+            match worker.read(&mut buf) {
+                Ok(0) => {
+                    eof = true;
+                    break;
+                }
+                Ok(n) => got.extend_from_slice(&buf[..n]),
+                Err(e)
+                    if e.kind() == std::io::ErrorKind::WouldBlock
+                        || e.kind() == std::io::ErrorKind::TimedOut => {}
+                Err(_) => {
+                    eof = true;
+                    break;
+                }
+            }
+        }
+        let prefix = GREETING_REST_LEN + client_ready().len();
+        assert!(got.len() >= prefix.min(got.len()));
+        let body = &got[prefix.min(got.len())..];
+        // Whatever arrived is an unbroken prefix of what the client sent.
+        assert!(
+            extra.starts_with(body),
+            "a hole or foreign byte in the relayed stream"
+        );
+        if got.len() == want {
+            whole += 1;
+        } else {
+            assert!(eof, "neither whole nor closed");
+            closed += 1;
+        }
+    }
+    let violations = proxy.stat(ZMQ_PROXY_STREAM_STAT_TAKEOVER_VIOLATIONS);
+    eprintln!("takeover window: {whole} whole, {closed} closed, {violations} violations");
+    assert_eq!(closed as u64, violations, "every closed pair is counted");
+}
+
+/// Many idle taken-over pairs: the proxy sleeps while they are idle, and every pair still
+/// works at the end.
+#[test]
+fn two_thousand_idle_pairs_cost_no_cpu_and_all_still_work() {
+    let _g = serial();
+    const PAIRS: usize = 2000;
+    let proxy = takeover_proxy(vec![(
+        ZMQ_PROXY_STREAM_MAX_WAITING,
+        OptValue::Int(PAIRS as i32),
+    )]);
+    let mut pairs = Vec::with_capacity(PAIRS);
+    for _ in 0..PAIRS {
+        pairs.push(raw_pair(&proxy.frontend, &proxy.backend));
+    }
+    assert_eq!(
+        proxy.stat(ZMQ_PROXY_STREAM_STAT_PAIRS_TAKEN_OVER),
+        PAIRS as u64
+    );
+    let cpu0 = process_cpu();
+    let t0 = Instant::now();
+    std::thread::sleep(Duration::from_millis(1000));
+    let idle_cpu = process_cpu() - cpu0;
+    let wall = t0.elapsed();
+    eprintln!("{PAIRS} idle pairs: {idle_cpu:?} CPU in {wall:?}");
+    assert!(
+        idle_cpu < wall / 20,
+        "the proxy spins while pairs are idle: {idle_cpu:?}"
+    );
+    for (i, p) in pairs.iter_mut().enumerate() {
+        let msg = (i as u32).to_le_bytes();
+        p.client.write_all(&msg).unwrap();
+        assert_eq!(read_exact_within(&mut p.worker, 4, LONG), msg);
+        p.worker.write_all(&msg).unwrap();
+        assert_eq!(read_exact_within(&mut p.client, 4, LONG), msg);
+    }
+    drop(pairs);
+    wait_until("all pairs ended", DEADLINE, || {
+        proxy.stat(ZMQ_PROXY_STREAM_STAT_PAIRS_OPEN) == 0
+    });
+}
+
+/// Everything the connection delivers until its end (EOF; a reset fails the test).
+fn read_until_eof(s: &mut std::net::TcpStream) -> Vec<u8> {
+    s.set_read_timeout(Some(DEADLINE)).unwrap();
+    let mut all = Vec::new();
+    s.read_to_end(&mut all)
+        .expect("an orderly end of the stream");
+    all
+}
+
+/// CPU time of this whole process.
+fn process_cpu() -> Duration {
+    // SAFETY: rusage is plain old data; getrusage only writes it.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: ru is valid for writes.
+    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) };
+    let t = |tv: libc::timeval| Duration::new(tv.tv_sec as u64, tv.tv_usec as u32 * 1000);
+    t(ru.ru_utime) + t(ru.ru_stime)
+}
+
+/// PAUSE stops the relay of taken-over pairs too (no descriptor read, no spinning); RESUME
+/// delivers everything. TERMINATE closes taken-over connections.
+#[test]
+fn pause_resume_and_terminate_reach_taken_over_pairs() {
+    let _g = serial();
+    let proxy = takeover_proxy(vec![(ZMQ_PROXY_STREAM_THREADS, OptValue::Int(2))]);
+    let mut p = raw_pair(&proxy.frontend, &proxy.backend);
+    let mut q = raw_pair(&proxy.frontend, &proxy.backend);
+    proxy.send_command("PAUSE");
+    // The command is taken once the proxy answers STATISTICS after it (PAIR control: in order).
+    let before = proxy.statistics();
+    p.client.write_all(b"while paused").unwrap();
+    q.worker.write_all(b"also paused").unwrap();
+    p.worker
+        .set_read_timeout(Some(Duration::from_millis(300)))
+        .unwrap();
+    let mut buf = [0u8; 64];
+    assert!(p.worker.read(&mut buf).is_err(), "relayed while paused");
+    let cpu0 = process_cpu();
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(
+        process_cpu() - cpu0 < Duration::from_millis(100),
+        "spins while paused"
+    );
+    assert_eq!(proxy.statistics()[0], before[0], "read while paused");
+    proxy.send_command("RESUME");
+    assert_eq!(read_exact_within(&mut p.worker, 12, LONG), b"while paused");
+    assert_eq!(read_exact_within(&mut q.client, 11, LONG), b"also paused");
+    let (rc, _) = proxy.terminate();
+    assert_eq!(rc, 0);
+    assert!(
+        closed_within(&mut p.client, LONG),
+        "TERMINATE closes taken-over connections"
+    );
+    assert!(closed_within(&mut q.worker, LONG));
+}
