@@ -315,6 +315,7 @@ impl Driver {
                 continue;
             };
             let originals = [h.client.fd, h.worker.fd];
+            let received = h.received;
             let (client_id, worker_id) = (h.client_id.to_vec(), h.worker_id.to_vec());
             let to_worker = h.to_worker;
             let outcome = match send_close(self.sockets.frontend, &client_id)? {
@@ -332,7 +333,7 @@ impl Driver {
                     fds,
                     to_worker,
                 };
-                self.takeovers.push(pair, originals, now + linger);
+                self.takeovers.push(pair, originals, received, now + linger);
             }
             self.core.on_handover(now, tag, outcome);
         }

@@ -228,6 +228,28 @@ pub fn take_connection(fd: RawFd, peer: SocketAddr, local: SocketAddr) -> Option
     ok.then_some(dup)
 }
 
+/// Bytes of the connection that have been read from its kernel receive queue, by anyone,
+/// since it opened: what the kernel received minus what is still queued. Compared with what
+/// libzmq handed the proxy, it tells whether libzmq read bytes it then dropped. None when the
+/// kernel does not say (not Linux, not TCP).
+pub fn bytes_consumed(fd: &OwnedFd) -> Option<u64> {
+    let queued = || {
+        let mut n: libc::c_int = 0;
+        // SAFETY: FIONREAD writes one int; fd is an open descriptor we own.
+        let rc = unsafe { libc::ioctl(fd.as_raw_fd(), libc::FIONREAD, &mut n) };
+        (rc == 0).then_some(n as u64)
+    };
+    for _ in 0..8 {
+        // Bytes may arrive meanwhile: the queue measured on both sides of the total must agree.
+        let before = queued()?;
+        let received = crate::zmq_io::tcp_info(fd.as_raw_fd())?.tcpi_bytes_received;
+        if queued()? == before {
+            return Some(received.saturating_sub(before));
+        }
+    }
+    None
+}
+
 fn inode(fd: RawFd) -> Option<(u64, u64)> {
     // SAFETY: stat is plain old data; all-zero is a valid value.
     let mut st: libc::stat = unsafe { std::mem::zeroed() };

@@ -13,7 +13,7 @@ use std::os::fd::{OwnedFd, RawFd};
 use std::time::Instant;
 
 use crate::core::Handover;
-use crate::relay_io::{released_by_libzmq, take_connection};
+use crate::relay_io::{bytes_consumed, released_by_libzmq, take_connection};
 use crate::relay_thread::NewPair;
 
 /// Both connections of a pair, duplicated and checked, or None when either cannot be taken
@@ -29,6 +29,8 @@ struct Pending {
     pair: NewPair,
     /// libzmq's descriptors, client's then worker's.
     originals: [RawFd; 2],
+    /// Bytes libzmq delivered from each.
+    received: [u64; 2],
     deadline: Instant,
 }
 
@@ -43,10 +45,17 @@ impl Takeovers {
         self.pending.is_empty()
     }
 
-    pub fn push(&mut self, pair: NewPair, originals: [RawFd; 2], deadline: Instant) {
+    pub fn push(
+        &mut self,
+        pair: NewPair,
+        originals: [RawFd; 2],
+        received: [u64; 2],
+        deadline: Instant,
+    ) {
         self.pending.push(Pending {
             pair,
             originals,
+            received,
             deadline,
         });
     }
@@ -58,17 +67,29 @@ impl Takeovers {
         self.pending.len() != before
     }
 
-    /// Pairs libzmq has let go of, ready for a relay thread; and tags of pairs it has not
-    /// let go of by their deadline (their duplicates are closed).
-    pub fn settle(&mut self, now: Instant, ready: &mut Vec<NewPair>, expired: &mut Vec<u64>) {
+    /// Pairs libzmq has let go of, ready for a relay thread; and tags of pairs that cannot
+    /// be relayed (their duplicates are closed): libzmq did not let go by their deadline, or
+    /// it read bytes from a connection that it never delivered (a peer that spoke while it
+    /// should have been silent), which would leave a hole in the stream.
+    pub fn settle(&mut self, now: Instant, ready: &mut Vec<NewPair>, failed: &mut Vec<u64>) {
         let mut i = 0;
         while i < self.pending.len() {
             let p = &self.pending[i];
             let released = (0..2).all(|e| released_by_libzmq(p.originals[e], &p.pair.fds[e]));
             if released {
-                ready.push(self.pending.swap_remove(i).pair);
+                let p = self.pending.swap_remove(i);
+                // A kernel that does not tell (None) leaves the protocol's quiet moment as
+                // the only guarantee.
+                let whole = (0..2).all(|e| {
+                    bytes_consumed(&p.pair.fds[e]).is_none_or(|n| n == p.received[e])
+                });
+                if whole {
+                    ready.push(p.pair);
+                } else {
+                    failed.push(p.pair.tag);
+                }
             } else if now >= p.deadline {
-                expired.push(self.pending.swap_remove(i).pair.tag);
+                failed.push(self.pending.swap_remove(i).pair.tag);
             } else {
                 i += 1;
             }

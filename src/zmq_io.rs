@@ -226,30 +226,34 @@ pub fn wait_readable(fds: &mut [libc::pollfd], timeout_ms: i64) -> Result<(), Er
 /// its write buffer and the kernel, and reached the peer. None when unknown (not Linux, not
 /// TCP, or the descriptor is gone).
 pub fn tcp_bytes_acked(fd: i32) -> Option<u64> {
-    #[cfg(target_os = "linux")]
-    {
-        // SAFETY: tcp_info is plain old data; all-zero is a valid value.
-        let mut info: libc::tcp_info = unsafe { std::mem::zeroed() };
-        let mut len = std::mem::size_of::<libc::tcp_info>() as libc::socklen_t;
-        // SAFETY: info and len are valid for writes and len is info's size; a closed or
-        // non-TCP descriptor just fails.
-        let rc = unsafe {
-            libc::getsockopt(
-                fd,
-                libc::IPPROTO_TCP,
-                libc::TCP_INFO,
-                &mut info as *mut libc::tcp_info as *mut libc::c_void,
-                &mut len,
-            )
-        };
-        let needed = std::mem::offset_of!(libc::tcp_info, tcpi_bytes_acked) + 8;
-        (rc == 0 && len as usize >= needed).then_some(info.tcpi_bytes_acked)
-    }
-    #[cfg(not(target_os = "linux"))]
-    {
-        let _ = fd;
-        None
-    }
+    tcp_info(fd).map(|info| info.tcpi_bytes_acked)
+}
+
+/// TCP_INFO of the TCP socket `fd`, when the kernel gives one that includes the byte
+/// counters (Linux 4.2 and later).
+#[cfg(target_os = "linux")]
+pub fn tcp_info(fd: i32) -> Option<libc::tcp_info> {
+    // SAFETY: tcp_info is plain old data; all-zero is a valid value.
+    let mut info: libc::tcp_info = unsafe { std::mem::zeroed() };
+    let mut len = std::mem::size_of::<libc::tcp_info>() as libc::socklen_t;
+    // SAFETY: info and len are valid for writes and len is info's size; a closed or
+    // non-TCP descriptor just fails.
+    let rc = unsafe {
+        libc::getsockopt(
+            fd,
+            libc::IPPROTO_TCP,
+            libc::TCP_INFO,
+            &mut info as *mut libc::tcp_info as *mut libc::c_void,
+            &mut len,
+        )
+    };
+    let needed = std::mem::offset_of!(libc::tcp_info, tcpi_bytes_received) + 8;
+    (rc == 0 && len as usize >= needed).then_some(info)
+}
+
+#[cfg(not(target_os = "linux"))]
+pub fn tcp_info(_fd: i32) -> Option<()> {
+    None
 }
 
 /// The remote address of the TCP socket `fd`, if it is one.

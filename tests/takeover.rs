@@ -209,16 +209,30 @@ fn a_stuck_worker_slows_only_its_own_client() {
     let proxy = takeover_proxy(vec![]);
     let ctx = zmq::Context::new();
     let keys = zmq::CurveKeyPair::new().unwrap();
-    let stuck = curve_server(&ctx, zmq::ROUTER, &keys, &proxy.backend, 1);
+    // Small HWMs, so that the stream is held by the kernels and the proxy, not by libzmq.
+    let stuck = ctx.socket(zmq::ROUTER).unwrap();
+    stuck.set_linger(0).unwrap();
+    stuck.set_rcvhwm(4).unwrap();
+    stuck.set_curve_server(true).unwrap();
+    stuck.set_curve_secretkey(&keys.secret_key).unwrap();
+    stuck.connect(&proxy.backend).unwrap();
     wait_until("the stuck worker is idle", DEADLINE, || {
         proxy.stat(ZMQ_PROXY_STREAM_STAT_WORKERS_IDLE_CURVE) == 1
     });
-    let streamer = curve_client(&ctx, zmq::DEALER, &keys, &proxy.frontend);
+    let streamer = ctx.socket(zmq::DEALER).unwrap();
+    streamer.set_linger(0).unwrap();
+    streamer.set_sndhwm(4).unwrap();
+    let me = zmq::CurveKeyPair::new().unwrap();
+    streamer.set_curve_serverkey(&keys.public_key).unwrap();
+    streamer.set_curve_publickey(&me.public_key).unwrap();
+    streamer.set_curve_secretkey(&me.secret_key).unwrap();
+    streamer.connect(&proxy.frontend).unwrap();
     streamer.send("hello", 0).unwrap();
     let hello = recv_within(&stuck, DEADLINE).expect("the stuck worker's first message");
     assert_eq!(hello[1], b"hello");
-    // The streamer sends 16 MiB in 64 KiB messages on its own thread; the worker reads none.
-    const MSGS: usize = 256;
+    // The streamer sends 48 MiB in 64 KiB messages on its own thread; the worker reads none.
+    // Kernel buffers on loopback hold a few MiB per connection, so it gets stuck.
+    const MSGS: usize = 768;
     let sent = Arc::new(AtomicUsize::new(0));
     let sent2 = sent.clone();
     let sender = std::thread::spawn(move || {

@@ -115,6 +115,8 @@ struct Conn<P> {
     drain_pending: usize,
     /// Bytes handed to libzmq for this connection.
     bytes_sent: u64,
+    /// Bytes libzmq delivered from this connection (all of them, the greeting's included).
+    received: u64,
     /// While closing: the driver sent FIN; waiting for the peer to close its side.
     half_closed: bool,
     /// A client whose address the policy has judged (on its first bytes).
@@ -158,6 +160,7 @@ impl<P: AsRef<[u8]>> Conn<P> {
             last_progress: now,
             drain_pending: usize::MAX,
             bytes_sent: 0,
+            received: 0,
             half_closed: false,
             policy_checked: false,
             counted_addr: None,
@@ -385,6 +388,7 @@ impl<P: AsRef<[u8]>> Core<P> {
         if conn.peer.is_none() {
             conn.peer = peer(&data);
         }
+        conn.received += data.as_ref().len() as u64;
         if conn.side == Side::Frontend && !conn.policy_checked {
             conn.policy_checked = true;
             if let Some(reason) = self.admit(now, key) {
@@ -433,7 +437,6 @@ impl<P: AsRef<[u8]>> Core<P> {
                 // libzmq read bytes of a connection it was letting go: they may be only
                 // part of what the peer sent then (the rest is lost inside libzmq), so the
                 // pair ends rather than relay a stream with a hole.
-                self.stats.takeover_violations += 1;
                 self.stats.dropped_bytes += data.as_ref().len() as u64;
                 let client = if conn.side == Side::Frontend {
                     key

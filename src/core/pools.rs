@@ -17,6 +17,10 @@ pub struct Handover<'a> {
     pub client: PeerInfo,
     pub worker_id: &'a [u8],
     pub worker: PeerInfo,
+    /// Bytes libzmq delivered from each connection so far (client's, worker's): if the
+    /// kernel says more were read from it, libzmq dropped some and the pair must not be
+    /// relayed.
+    pub received: [u64; 2],
     /// What the worker is owed first: the end of the proxy's greeting, then everything the
     /// client sent from its first handshake command on.
     pub to_worker: Vec<u8>,
@@ -243,6 +247,7 @@ impl<P: AsRef<[u8]>> Core<P> {
                 client: c.peer.expect("checked when paired"),
                 worker_id: w.id.as_bytes(),
                 worker: w.peer.expect("checked when paired"),
+                received: [c.received, w.received],
                 to_worker,
             });
         }
@@ -313,7 +318,10 @@ impl<P: AsRef<[u8]>> Core<P> {
                         self.stats.count(Reject::IdleTimeout);
                         PairEnd::IdleTimeout
                     }
-                    RelayEnd::Aborted => PairEnd::TakeoverViolation,
+                    RelayEnd::Aborted => {
+                        self.stats.takeover_violations += 1;
+                        PairEnd::TakeoverViolation
+                    }
                 };
                 self.end_pair(now, client, worker, end);
                 // libzmq let go of both at the handover; the relay closed them.
