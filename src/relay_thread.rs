@@ -113,7 +113,7 @@ impl RelayThreads {
                 reported: reported.clone(),
             };
             let join = std::thread::Builder::new()
-                .name(format!("zmq-proxy-relay-{i}"))
+                .name(format!("zmqps-relay-{i}"))
                 .spawn(move || worker.run())
                 .map_err(|e| e.raw_os_error().unwrap_or(libc::EAGAIN))?;
             threads.push(Thread {

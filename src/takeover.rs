@@ -80,9 +80,8 @@ impl Takeovers {
                 let p = self.pending.swap_remove(i);
                 // A kernel that does not tell (None) leaves the protocol's quiet moment as
                 // the only guarantee.
-                let whole = (0..2).all(|e| {
-                    bytes_consumed(&p.pair.fds[e]).is_none_or(|n| n == p.received[e])
-                });
+                let whole = (0..2)
+                    .all(|e| bytes_consumed(&p.pair.fds[e]).is_none_or(|n| n == p.received[e]));
                 if whole {
                     ready.push(p.pair);
                 } else {

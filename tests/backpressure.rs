@@ -53,7 +53,7 @@ fn wait_thread<T>(what: &str, t: JoinHandle<T>, deadline: Duration) -> T {
 fn a_stalled_pair_does_not_slow_the_others_and_is_closed_past_its_bound() {
     let _serial = serial();
     let ctx = zmq::Context::new();
-    let proxy = OwnProxy::start(&ctx, true);
+    let proxy = OwnProxy::start_on_libzmq_relay(&ctx, true, |_, _| {});
     let mech = curve();
 
     // The stalled pair first, so that its raw client is paired with its raw worker; the worker
@@ -202,7 +202,7 @@ fn a_slow_worker_receives_a_20_mib_stream_byte_exact_under_backpressure() {
     // Small pipe and kernel buffer toward workers, set before bind as a caller would: the
     // proxy itself must hold and retry what does not fit.
     let ctx = zmq::Context::new();
-    let proxy = OwnProxy::start_with(&ctx, true, |_, backend| {
+    let proxy = OwnProxy::start_on_libzmq_relay(&ctx, true, |_, backend| {
         backend.set_sndhwm(8).unwrap();
         backend.set_sndbuf(64 * KIB as i32).unwrap();
     });
@@ -512,7 +512,7 @@ fn a_client_leaving_right_after_a_large_request_does_not_cut_its_tail() {
 fn a_stalled_pair_does_not_make_the_proxy_spin() {
     let _serial = serial();
     let ctx = zmq::Context::new();
-    let mut proxy = OwnProxy::start(&ctx, true);
+    let mut proxy = OwnProxy::start_on_libzmq_relay(&ctx, true, |_, _| {});
     let worker = tcp_connect_with_rcvbuf(&proxy.backend, 16 * KIB as i32);
     let RawPair {
         worker: _stalled_worker,

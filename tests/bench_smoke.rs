@@ -15,10 +15,10 @@ fn arms_with_figures<'a>(key: &str, ran: &[&'a str]) -> Vec<&'a str> {
     } else if key.starts_with("cpu_per_gb") {
         brokers
     } else if key == "memory_per_idle_pair" {
-        // The memory measurement skips stream-bp and stream-dial (their cells say so).
+        // The memory measurement skips stream-zmq and stream-dial (their cells say so).
         brokers
             .into_iter()
-            .filter(|a| *a != "stream-bp" && *a != "stream-dial")
+            .filter(|a| !["stream-2t", "stream-zmq", "stream-dial"].contains(a))
             .collect()
     } else if key == "memory_stream_baseline" {
         vec!["stream"]
@@ -54,7 +54,14 @@ fn benchmark_runs_in_smoke_mode() {
     assert!(report.errors.is_empty(), "errors: {:#?}", report.errors);
 
     let ran: Vec<&str> = report.arms_run.iter().map(String::as_str).collect();
-    for arm in ["direct", "stream", "stream-bp", "stream-dial", "steerable"] {
+    for arm in [
+        "direct",
+        "stream",
+        "stream-2t",
+        "stream-zmq",
+        "stream-dial",
+        "steerable",
+    ] {
         assert!(
             ran.contains(&arm),
             "arm {arm} ran; skipped: {:?}",
@@ -93,7 +100,8 @@ fn benchmark_runs_in_smoke_mode() {
     for arm in [
         "direct",
         "stream",
-        "stream-bp",
+        "stream-2t",
+        "stream-zmq",
         "stream-dial",
         "steerable",
         "haproxy",

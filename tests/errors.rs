@@ -9,6 +9,7 @@ use std::io::Write;
 use std::sync::mpsc;
 use std::time::Duration;
 
+use common::raw::closed_within;
 use common::*;
 use rawnet::*;
 
@@ -224,7 +225,7 @@ fn context_termination_returns_eterm_while_paused() {
 #[test]
 fn the_callers_sockets_stay_open_and_usable_after_terminate() {
     let ctx = zmq::Context::new();
-    let mut proxy = OwnProxy::start(&ctx, true);
+    let mut proxy = OwnProxy::start_on_libzmq_relay(&ctx, true, |_, _| {});
     let mut pair = raw_pair(&proxy.frontend, &proxy.backend);
     let exit = proxy.terminate();
     assert_eq!((exit.rc, exit.errno), (0, 0));
@@ -288,7 +289,16 @@ fn the_callers_sockets_stay_open_and_usable_after_terminate() {
 
 #[test]
 fn the_same_sockets_can_run_a_proxy_again_after_terminate() {
-    // Start/stop/start on the same caller sockets, as a C program restarting its broker.
+    restart_rounds(true);
+}
+
+#[test]
+fn the_same_sockets_can_run_a_libzmq_relay_proxy_again_after_terminate() {
+    restart_rounds(false);
+}
+
+/// Start/stop/start on the same caller sockets, as a C program restarting its broker.
+fn restart_rounds(takeover: bool) {
     let ctx = zmq::Context::new();
     let mut frontend = ctx.socket(zmq::STREAM).unwrap();
     let mut backend = ctx.socket(zmq::STREAM).unwrap();
@@ -307,20 +317,40 @@ fn the_same_sockets_can_run_a_proxy_again_after_terminate() {
         let (f, b, c) = (ptr(&mut frontend), ptr(&mut backend), ptr(&mut control));
         let t = std::thread::spawn(move || {
             let (f, b, c) = (f, b, c);
-            // SAFETY: live sockets, used by this thread only until it returns (joined below).
-            unsafe { zmq_proxy_stream::zmq_proxy_stream(f.0, b.0, c.0) }
+            use zmq_proxy_stream::ffi::*;
+            let on = takeover as i32;
+            // SAFETY: live sockets, used by this thread only until it returns (joined below);
+            // the handle is made, used and destroyed here.
+            unsafe {
+                let mut h = zmq_proxy_stream_new();
+                let opt = zmq_proxy_stream::api::ZMQ_PROXY_STREAM_TAKEOVER;
+                assert_eq!(
+                    zmq_proxy_stream_setopt(h, opt, (&on as *const i32).cast(), 4),
+                    0
+                );
+                let rc = zmq_proxy_stream_run(h, f.0, b.0, c.0);
+                zmq_proxy_stream_destroy(&mut h);
+                rc
+            }
         });
         let mut pair = raw_pair(&fe, &be);
         pair.client.write_all(&pattern(round, 0, 10_000)).unwrap();
         check_pattern(round, 0, &read_exact_within(&mut pair.worker, 10_000, LONG));
         ours.send("TERMINATE", 0).unwrap();
         assert_eq!(t.join().unwrap(), 0, "round {round}");
-        // Connections of the previous round are closed by the caller, as it would.
-        drop(pair);
-        // Take the old connections' disconnect notifications, so that the next run does not
-        // see them (a proxy cannot tell an unknown id's disconnect from a connect).
-        wait_for_disconnect(&frontend);
-        wait_for_disconnect(&backend);
+        if takeover {
+            // TERMINATE closed the taken-over connections: libzmq had let go of them, so
+            // no notification of theirs is left for the next run.
+            assert!(closed_within(&mut pair.client, LONG));
+            assert!(closed_within(&mut pair.worker, LONG));
+        } else {
+            // Connections of the previous round are closed by the caller, as it would.
+            drop(pair);
+            // Take the old connections' disconnect notifications, so that the next run does
+            // not see them (a proxy cannot tell an unknown id's disconnect from a connect).
+            wait_for_disconnect(&frontend);
+            wait_for_disconnect(&backend);
+        }
     }
 }
 

@@ -749,7 +749,11 @@ fn pair_buffer_overflow_closes_the_pair() {
     let proxy = Proxy::start_full(
         ControlType::Pair,
         small_backend_pipe,
-        vec![(ZMQ_PROXY_STREAM_PAIR_BUFFER, OptValue::I64(65536))],
+        vec![
+            // What only the libzmq relay has.
+            (ZMQ_PROXY_STREAM_TAKEOVER, OptValue::Int(0)),
+            (ZMQ_PROXY_STREAM_PAIR_BUFFER, OptValue::I64(65536)),
+        ],
     );
     let mut w = RawWorker::connect(&proxy.backend);
     wait_until("raw worker idle", DEADLINE, || {
@@ -823,6 +827,8 @@ fn backpressure_holds_the_source_back_and_loses_nothing() {
         ControlType::Pair,
         small_backend_pipe,
         vec![
+            // What only the libzmq relay has.
+            (ZMQ_PROXY_STREAM_TAKEOVER, OptValue::Int(0)),
             (ZMQ_PROXY_STREAM_PAIR_BUFFER, OptValue::I64(65536)),
             (ZMQ_PROXY_STREAM_BACKPRESSURE, OptValue::Int(1)),
             (ZMQ_PROXY_STREAM_STALL_TIMEOUT, OptValue::Int(0)),
@@ -878,6 +884,8 @@ fn stall_timeout_closes_a_pair_whose_destination_takes_nothing() {
         ControlType::Pair,
         small_backend_pipe,
         vec![
+            // What only the libzmq relay has.
+            (ZMQ_PROXY_STREAM_TAKEOVER, OptValue::Int(0)),
             (ZMQ_PROXY_STREAM_PAIR_BUFFER, OptValue::I64(65536)),
             (ZMQ_PROXY_STREAM_BACKPRESSURE, OptValue::Int(1)),
             (ZMQ_PROXY_STREAM_STALL_TIMEOUT, OptValue::Int(300)),

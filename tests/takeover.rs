@@ -15,8 +15,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use common::*;
 use common::raw::{closed_within, read_exact_within};
+use common::*;
 use rawnet::*;
 use zmq_proxy_stream::api::*;
 

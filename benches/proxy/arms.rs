@@ -1,4 +1,4 @@
-//! The arms: one way from a client to a worker (direct, stream, stream-bp, stream-dial,
+//! The arms: one way from a client to a worker (direct, stream, stream-2t, stream-zmq, stream-dial,
 //! steerable, haproxy).
 
 use super::client::connect_clients;
@@ -57,11 +57,11 @@ pub(crate) fn start_arm(
                 worker: Worker::spawn(w),
             }
         }
-        "stream" | "stream-bp" => {
-            let kind = if name == "stream-bp" {
-                StreamKind::Backpressure
-            } else {
-                StreamKind::Plain
+        "stream" | "stream-zmq" | "stream-2t" => {
+            let kind = match name {
+                "stream-zmq" => StreamKind::LibzmqRelay,
+                "stream-2t" => StreamKind::TwoThreads,
+                _ => StreamKind::Plain,
             };
             let p = start_stream_proxy(kind)?;
             let w = curve_worker_socket(&wctx, keys)?;

@@ -44,7 +44,8 @@ pub(crate) fn tasks_of(pid: &str) -> Vec<i32> {
 /// Where a broker's CPU time is read.
 #[derive(Clone, Debug)]
 pub(crate) enum CpuProbe {
-    /// A proxy on a thread of this process: that thread plus its context's libzmq threads.
+    /// A proxy on a thread of this process: that thread, its relay threads, and its
+    /// context's libzmq threads.
     Threads { proxy_tid: i32, zmq_tids: Vec<i32> },
     /// A proxy process: all its threads.
     Process { pid: u32 },
@@ -74,7 +75,13 @@ impl CpuProbe {
                 proxy_tid,
                 zmq_tids,
             } => {
-                let proxy = task_cpu_ns("self", *proxy_tid);
+                // The proxy's relay threads relay taken-over pairs: part of the proxy's cost.
+                // The benchmark runs one in-process proxy at a time, so all of them are its.
+                let proxy = task_cpu_ns("self", *proxy_tid)
+                    + relay_threads()
+                        .iter()
+                        .map(|t| task_cpu_ns("self", *t))
+                        .sum::<u64>();
                 let io: u64 = zmq_tids.iter().map(|t| task_cpu_ns("self", *t)).sum();
                 CpuSample {
                     total_ns: proxy + io,
@@ -91,6 +98,17 @@ impl CpuProbe {
             }
         }
     }
+}
+
+/// The relay threads of in-process proxies ("zmqps-relay-N").
+fn relay_threads() -> Vec<i32> {
+    tasks_of("self")
+        .into_iter()
+        .filter(|tid| {
+            std::fs::read_to_string(format!("/proc/self/task/{tid}/comm"))
+                .is_ok_and(|c| c.starts_with("zmqps-relay"))
+        })
+        .collect()
 }
 
 /// Each in-process proxy context gets its own thread name prefix, so that its libzmq threads

@@ -96,8 +96,11 @@ unsafe impl Send for OptionsHandle {}
 pub(crate) enum StreamKind {
     /// `zmq_proxy_stream()` with defaults; workers connect to the backend (arm `stream`).
     Plain,
-    /// ZMQ_PROXY_STREAM_BACKPRESSURE 1 (arm `stream-bp`).
-    Backpressure,
+    /// The libzmq relay (ZMQ_PROXY_STREAM_TAKEOVER 0) in its lossless mode,
+    /// ZMQ_PROXY_STREAM_BACKPRESSURE 1: the data path before takeover (arm `stream-zmq`).
+    LibzmqRelay,
+    /// ZMQ_PROXY_STREAM_THREADS 2 (arm `stream-2t`).
+    TwoThreads,
     /// ZMQ_PROXY_STREAM_WORKER_ENDPOINT: the proxy dials this bound worker (arm `stream-dial`).
     DialOut(String),
 }
@@ -106,7 +109,8 @@ impl StreamKind {
     fn name(&self) -> &'static str {
         match self {
             StreamKind::Plain => "stream",
-            StreamKind::Backpressure => "stream-bp",
+            StreamKind::LibzmqRelay => "stream-zmq",
+            StreamKind::TwoThreads => "stream-2t",
             StreamKind::DialOut(_) => "stream-dial",
         }
     }
@@ -115,6 +119,11 @@ impl StreamKind {
 impl OptionsHandle {
     /// A handle with default options but one set to `value` (an int or a string).
     fn with(option: std::os::raw::c_int, value: &[u8]) -> Result<OptionsHandle, String> {
+        OptionsHandle::with_all(&[(option, value)])
+    }
+
+    /// A handle with default options but these set.
+    fn with_all(options: &[(std::os::raw::c_int, &[u8])]) -> Result<OptionsHandle, String> {
         let h = OptionsHandle(zmq_proxy_stream::ffi::zmq_proxy_stream_new());
         if h.0.is_null() {
             return Err(format!(
@@ -122,20 +131,22 @@ impl OptionsHandle {
                 std::io::Error::last_os_error()
             ));
         }
-        // SAFETY: a live handle; `value` is readable for the size given.
-        let rc = unsafe {
-            zmq_proxy_stream::ffi::zmq_proxy_stream_setopt(
-                h.0,
-                option,
-                value.as_ptr().cast(),
-                value.len(),
-            )
-        };
-        if rc != 0 {
-            return Err(format!(
-                "setopt {option}: {}",
-                std::io::Error::last_os_error()
-            ));
+        for &(option, value) in options {
+            // SAFETY: a live handle; `value` is readable for the size given.
+            let rc = unsafe {
+                zmq_proxy_stream::ffi::zmq_proxy_stream_setopt(
+                    h.0,
+                    option,
+                    value.as_ptr().cast(),
+                    value.len(),
+                )
+            };
+            if rc != 0 {
+                return Err(format!(
+                    "setopt {option}: {}",
+                    std::io::Error::last_os_error()
+                ));
+            }
         }
         Ok(h)
     }
@@ -153,15 +164,22 @@ impl Drop for OptionsHandle {
 }
 
 /// Starts `zmq_proxy_stream` as `kind` says: plain (arm `stream`), or through an options
-/// handle (arms `stream-bp` and `stream-dial`; the latter's backend is not bound).
+/// handle (arms `stream-zmq` and `stream-dial`; the latter's backend is not bound).
 pub(crate) fn start_stream_proxy(kind: StreamKind) -> Result<StreamProxy, String> {
-    use zmq_proxy_stream::api::{ZMQ_PROXY_STREAM_BACKPRESSURE, ZMQ_PROXY_STREAM_WORKER_ENDPOINT};
+    use zmq_proxy_stream::api::{
+        ZMQ_PROXY_STREAM_BACKPRESSURE, ZMQ_PROXY_STREAM_TAKEOVER, ZMQ_PROXY_STREAM_THREADS,
+        ZMQ_PROXY_STREAM_WORKER_ENDPOINT,
+    };
     let name = kind.name();
     let handle = match &kind {
         StreamKind::Plain => None,
-        StreamKind::Backpressure => Some(OptionsHandle::with(
-            ZMQ_PROXY_STREAM_BACKPRESSURE,
-            &1i32.to_ne_bytes(),
+        StreamKind::LibzmqRelay => Some(OptionsHandle::with_all(&[
+            (ZMQ_PROXY_STREAM_TAKEOVER, &0i32.to_ne_bytes()),
+            (ZMQ_PROXY_STREAM_BACKPRESSURE, &1i32.to_ne_bytes()),
+        ])?),
+        StreamKind::TwoThreads => Some(OptionsHandle::with(
+            ZMQ_PROXY_STREAM_THREADS,
+            &2i32.to_ne_bytes(),
         )?),
         StreamKind::DialOut(ep) => Some(OptionsHandle::with(
             ZMQ_PROXY_STREAM_WORKER_ENDPOINT,

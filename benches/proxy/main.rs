@@ -7,11 +7,14 @@
 //!
 //! Every arm is a CURVE DEALER client talking to a ROUTER worker over TCP on 127.0.0.1:
 //! - `direct`: the client connects straight to a CURVE ROUTER worker (no broker: the limit);
-//! - `stream`: through `zmq_proxy_stream` on a thread of this process, CURVE end to end; the
-//!   worker is a CURVE ROUTER connected many times to the proxy's backend (one slot each);
-//! - `stream-bp`: the same, run through an options handle (`zmq_proxy_stream_new`/`_setopt`/
-//!   `_run`) with ZMQ_PROXY_STREAM_BACKPRESSURE 1: a slow destination holds its source back
-//!   instead of the pair being closed (not in the memory rows: its idle pairs are `stream`'s);
+//! - `stream`: through `zmq_proxy_stream` on a thread of this process, CURVE end to end, with
+//!   defaults (pairs taken out of libzmq and relayed by one relay thread); the worker is a
+//!   CURVE ROUTER connected many times to the proxy's backend (one slot each);
+//! - `stream-2t`: the same with ZMQ_PROXY_STREAM_THREADS 2 (not in the memory rows);
+//! - `stream-zmq`: the data path of earlier versions, through an options handle
+//!   (`zmq_proxy_stream_new`/`_setopt`/`_run`) with ZMQ_PROXY_STREAM_TAKEOVER 0 and
+//!   ZMQ_PROXY_STREAM_BACKPRESSURE 1 (its lossless mode): every chunk through libzmq's STREAM
+//!   sockets (not in the memory rows);
 //! - `stream-dial`: dial-out, through an options handle with ZMQ_PROXY_STREAM_WORKER_ENDPOINT:
 //!   the worker binds a CURVE ROUTER and the proxy connects to it once per client (not in the
 //!   memory rows either);

@@ -6,10 +6,11 @@ use std::time::Duration;
 use super::stats::Stat;
 
 /// All arms, in table order.
-pub(crate) const ARMS: [&str; 6] = [
+pub(crate) const ARMS: [&str; 7] = [
     "direct",
     "stream",
-    "stream-bp",
+    "stream-2t",
+    "stream-zmq",
     "stream-dial",
     "steerable",
     "haproxy",
@@ -100,7 +101,7 @@ pub(crate) struct Opts {
 
 pub(crate) const USAGE: &str =
     "usage: cargo bench --bench proxy -- [--quick | --smoke] [--json PATH] \
-[--rounds N] [--stat median|best] [--arms direct,stream,stream-bp,stream-dial,steerable,haproxy]";
+[--rounds N] [--stat median|best] [--arms direct,stream,stream-2t,stream-zmq,stream-dial,steerable,haproxy]";
 
 pub(crate) fn parse_opts(args: &[String]) -> Result<Opts, String> {
     let mut opts = Opts {

@@ -18,7 +18,7 @@ pub(crate) struct Results {
     pub(crate) errors: Vec<String>,
 }
 
-/// Said in the memory row's stream-bp and stream-dial cells (and a note under the table).
+/// Said in the memory row's stream-zmq and stream-dial cells (and a note under the table).
 pub(crate) const MEMORY_SKIPPED_STREAM_BP: &str = "not measured";
 
 pub(crate) fn build_metrics(res: &Results, arms: &[&'static str], stat: Stat) -> Vec<Metric> {
@@ -186,7 +186,7 @@ pub(crate) fn build_metrics(res: &Results, arms: &[&'static str], stat: Stat) ->
             mem.values.insert(kind, rec.per_pair_kib());
         }
     }
-    for arm in ["stream-bp", "stream-dial"] {
+    for arm in ["stream-2t", "stream-zmq", "stream-dial"] {
         if arms.contains(&arm) {
             mem.notes.insert(arm, MEMORY_SKIPPED_STREAM_BP.into());
         }

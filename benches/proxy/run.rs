@@ -243,18 +243,21 @@ pub fn run_cli(args: &[String]) -> Result<Report, String> {
     for (arm, why) in &skipped {
         table.push_str(&format!("\nNote: arm {arm} skipped: {why}"));
     }
-    let bp_note = ran.contains(&"stream-bp") || ran.contains(&"stream-dial");
-    if bp_note {
+    let skip_note = ["stream-2t", "stream-zmq", "stream-dial"]
+        .iter()
+        .any(|a| ran.contains(a));
+    if skip_note {
         table.push_str(
-            "\nNote: the memory measurement skips arms stream-bp (ZMQ_PROXY_STREAM_BACKPRESSURE \
-only changes what happens when a destination falls behind; idle pairs are those of stream) and \
-stream-dial (the same pairs, with connections the proxy made instead of ones it accepted).",
+            "\nNote: the memory measurement is made for arm stream (taken-over pairs); it skips \
+stream-2t (the same pairs on two relay threads), stream-zmq (the libzmq relay of earlier \
+versions, TAKEOVER 0) and stream-dial (the same pairs, with connections the proxy made \
+instead of ones it accepted).",
         );
     }
     for e in &res.errors {
         table.push_str(&format!("\nError: {e}"));
     }
-    if bp_note || !skipped.is_empty() || !res.errors.is_empty() {
+    if skip_note || !skipped.is_empty() || !res.errors.is_empty() {
         table.push('\n');
     }
 

@@ -6,10 +6,12 @@ use super::metric::Metric;
 use super::options::ARMS;
 use super::stats::Stat;
 
-pub(crate) const RATIOS: [(&str, &str); 8] = [
+pub(crate) const RATIOS: [(&str, &str); 10] = [
     ("stream", "direct"),
+    ("stream", "haproxy"),
+    ("stream-2t", "haproxy"),
     ("stream", "steerable"),
-    ("stream-bp", "steerable"),
+    ("stream-zmq", "steerable"),
     ("stream-dial", "direct"),
     ("stream-dial", "steerable"),
     ("steerable", "direct"),

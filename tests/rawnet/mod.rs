@@ -453,6 +453,26 @@ impl OwnProxy {
         with_control: bool,
         configure: impl FnOnce(&zmq::Socket, &zmq::Socket),
     ) -> OwnProxy {
+        OwnProxy::start_inner(ctx, with_control, configure, false)
+    }
+
+    /// `start_with`, with every pair relayed through libzmq (ZMQ_PROXY_STREAM_TAKEOVER 0):
+    /// for tests of what only that path has (BACKPRESSURE, the stall bound, connections that
+    /// stay the caller's after TERMINATE).
+    pub fn start_on_libzmq_relay(
+        ctx: &zmq::Context,
+        with_control: bool,
+        configure: impl FnOnce(&zmq::Socket, &zmq::Socket),
+    ) -> OwnProxy {
+        OwnProxy::start_inner(ctx, with_control, configure, true)
+    }
+
+    fn start_inner(
+        ctx: &zmq::Context,
+        with_control: bool,
+        configure: impl FnOnce(&zmq::Socket, &zmq::Socket),
+        libzmq_relay: bool,
+    ) -> OwnProxy {
         let mut frontend = ctx.socket(zmq::STREAM).unwrap();
         let mut backend = ctx.socket(zmq::STREAM).unwrap();
         frontend.set_linger(0).unwrap();
@@ -482,9 +502,35 @@ impl OwnProxy {
             let c = theirs
                 .as_mut()
                 .map_or(std::ptr::null_mut(), |s| s.as_mut_ptr());
-            // SAFETY: the sockets are live and used only by this thread during the call.
+            // SAFETY: the sockets are live and used only by this thread during the call; the
+            // handle is made, used and destroyed here.
             let rc = unsafe {
-                zmq_proxy_stream::zmq_proxy_stream(frontend.as_mut_ptr(), backend.as_mut_ptr(), c)
+                if libzmq_relay {
+                    use zmq_proxy_stream::ffi::*;
+                    let mut h = zmq_proxy_stream_new();
+                    let off: i32 = 0;
+                    let set = zmq_proxy_stream_setopt(
+                        h,
+                        zmq_proxy_stream::api::ZMQ_PROXY_STREAM_TAKEOVER,
+                        (&off as *const i32).cast(),
+                        4,
+                    );
+                    assert_eq!(set, 0);
+                    let rc =
+                        zmq_proxy_stream_run(h, frontend.as_mut_ptr(), backend.as_mut_ptr(), c);
+                    let errno = std::io::Error::last_os_error();
+                    zmq_proxy_stream_destroy(&mut h);
+                    if let Some(e) = errno.raw_os_error() {
+                        libc::__errno_location().write(e);
+                    }
+                    rc
+                } else {
+                    zmq_proxy_stream::zmq_proxy_stream(
+                        frontend.as_mut_ptr(),
+                        backend.as_mut_ptr(),
+                        c,
+                    )
+                }
             };
             let errno = if rc == 0 {
                 0
