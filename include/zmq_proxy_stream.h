@@ -52,9 +52,13 @@
 
 /**
  * int64_t, bytes: memory one direction of one pair may hold in the proxy (beyond libzmq's
- * own pipes) while its destination does not keep up; a pair that needs more is closed and
- * counted (or, with ZMQ_PROXY_STREAM_BACKPRESSURE 1, its source socket is held back).
- * At least 16384. Default 4 MiB.
+ * own pipes) while its destination does not keep up; on the libzmq relay a pair that needs
+ * more is closed and counted (or, with ZMQ_PROXY_STREAM_BACKPRESSURE 1, its source socket
+ * is held back).
+ * At least 16384. Default 4 MiB. For a taken-over pair (ZMQ_PROXY_STREAM_TAKEOVER) it
+ * bounds the relay's buffer per direction, which is at most 128 KiB anyway, and taken
+ * only while bytes are in flight (an idle pair holds none); a full buffer stops reading
+ * the source, so TCP pushes back on it, and the pair is never closed for it.
  */
 #define ZMQ_PROXY_STREAM_PAIR_BUFFER 6
 
@@ -79,14 +83,18 @@
  * pushing back on every sender of that socket through libzmq and TCP, like
  * zmq_proxy_steerable does: nothing is lost, but one slow peer slows down the others on
  * its socket; a destination that takes nothing for ZMQ_PROXY_STREAM_STALL_TIMEOUT is
- * closed with its pair.
+ * closed with its pair. Applies only to pairs relayed through libzmq
+ * (ZMQ_PROXY_STREAM_TAKEOVER 0, or a pair that could not be taken over): taken-over pairs
+ * always push back on their own source alone and are never closed for it.
  */
 #define ZMQ_PROXY_STREAM_BACKPRESSURE 9
 
 /**
  * int, milliseconds: with ZMQ_PROXY_STREAM_BACKPRESSURE 1, a destination that accepts no
  * bytes for this long while the proxy waits for it is closed with its pair (a stuck peer
- * must not stall the others for ever). 0 = wait for ever. Default 2000.
+ * must not stall the others for ever). 0 = wait for ever. Default 2000. Not used for
+ * taken-over pairs (ZMQ_PROXY_STREAM_TAKEOVER): a stuck peer there stalls only its own
+ * partner, through TCP, for as long as it stays stuck.
  */
 #define ZMQ_PROXY_STREAM_STALL_TIMEOUT 10
 
@@ -94,7 +102,8 @@
  * int, milliseconds: a pair quiet for this long has its connections checked at the socket
  * level (is the TCP connection still there?). libzmq drops a disconnect notification when
  * the proxy lags a full pipe (ZMQ_RCVHWM) behind; this check finds such connections
- * instead of keeping their partner paired for ever. 0 = never. Default 10000.
+ * instead of keeping their partner paired for ever. 0 = never. Default 10000. Not used
+ * for taken-over pairs, whose endings the proxy sees on the connections themselves.
  */
 #define ZMQ_PROXY_STREAM_PROBE_INTERVAL 11
 
@@ -509,15 +518,29 @@ void zmq_proxy_stream_version(int *major, int *minor, int *patch);
  * - While the call runs no other thread uses the three sockets. The library never closes
  *   them; they remain the caller's and usable after the call returns.
  *
+ * The data path: libzmq accepts, greets and screens connections and pairs them; when a pair
+ * forms (both peers are silent then, by protocol) the proxy takes both TCP connections out
+ * of libzmq (ZMQ_SRCFD, duplicated and checked, then released by libzmq) and relays between
+ * them itself on a relay thread (ZMQ_PROXY_STREAM_TAKEOVER, _THREADS): per-pair flow
+ * control through TCP, so a slow peer slows only its partner and no session is closed for
+ * being fast; a FIN is passed on after the last byte. A pair whose connections cannot be
+ * taken (no descriptor, not TCP) is relayed through the STREAM sockets instead. A peer that
+ * sends while its connection is being taken over (which no ZMTP peer does) has its pair
+ * closed (STREAMSTATS TAKEOVER_VIOLATIONS), never relayed with a hole.
+ *
  * `control` is NULL or a ZMQ_PAIR, ZMQ_REP, ZMQ_SUB or ZMQ_PULL socket receiving
  * zmq_proxy_steerable's commands, exact strings in one frame:
- * - "PAUSE": stop reading and forwarding (nothing is lost: libzmq and TCP hold the bytes;
- *   the proxy sleeps, it does not spin). "RESUME": continue.
- * - "TERMINATE": return 0.
+ * - "PAUSE": stop reading and forwarding, on the STREAM sockets and on taken-over pairs
+ *   (nothing is lost: libzmq and TCP hold the bytes; the proxy sleeps, it does not spin).
+ *   "RESUME": continue.
+ * - "TERMINATE": return 0. Taken-over connections are the proxy's and are closed; those
+ *   still in libzmq stay the caller's sockets'.
  * - "STATISTICS": reply 8 frames, each a native-endian uint64: frontend messages in, bytes
  *   in, messages out, bytes out, then the same four for the backend. A message is one data
- *   chunk as one ZMQ_STREAM receive or send carries it; bytes are its payload (routing ids
- *   not counted); greeting bytes the proxy exchanges itself are included.
+ *   chunk as one ZMQ_STREAM receive or send carries it, or, for a taken-over pair, one
+ *   read(2) or write(2) on its connection; bytes are the payload (routing ids not
+ *   counted); greeting bytes the proxy exchanges itself are included. Counts of relay
+ *   threads may lag their traffic by one loop turn.
  * - "STREAMSTATS": reply one frame of native-endian uint64 counters indexed by the
  *   ZMQ_PROXY_STREAM_STAT_* constants; its size tells how many there are.
  *

@@ -20,9 +20,13 @@ pub const ZMQ_PROXY_STREAM_MAX_WAITING: c_int = 4;
 /// int, count: pairs relaying at once; further clients wait. 0 = unlimited (default).
 pub const ZMQ_PROXY_STREAM_MAX_PAIRS: c_int = 5;
 /// int64_t, bytes: memory one direction of one pair may hold in the proxy (beyond libzmq's
-/// own pipes) while its destination does not keep up; a pair that needs more is closed and
-/// counted (or, with ZMQ_PROXY_STREAM_BACKPRESSURE 1, its source socket is held back).
-/// At least 16384. Default 4 MiB.
+/// own pipes) while its destination does not keep up; on the libzmq relay a pair that needs
+/// more is closed and counted (or, with ZMQ_PROXY_STREAM_BACKPRESSURE 1, its source socket
+/// is held back).
+/// At least 16384. Default 4 MiB. For a taken-over pair (ZMQ_PROXY_STREAM_TAKEOVER) it
+/// bounds the relay's buffer per direction, which is at most 128 KiB anyway, and taken
+/// only while bytes are in flight (an idle pair holds none); a full buffer stops reading
+/// the source, so TCP pushes back on it, and the pair is never closed for it.
 pub const ZMQ_PROXY_STREAM_PAIR_BUFFER: c_int = 6;
 /// int, milliseconds: a pair with no traffic either way for this long is closed.
 /// 0 = never (default).
@@ -38,16 +42,21 @@ pub const ZMQ_PROXY_STREAM_WORKER_MAX_AGE: c_int = 8;
 /// pushing back on every sender of that socket through libzmq and TCP, like
 /// zmq_proxy_steerable does: nothing is lost, but one slow peer slows down the others on
 /// its socket; a destination that takes nothing for ZMQ_PROXY_STREAM_STALL_TIMEOUT is
-/// closed with its pair.
+/// closed with its pair. Applies only to pairs relayed through libzmq
+/// (ZMQ_PROXY_STREAM_TAKEOVER 0, or a pair that could not be taken over): taken-over pairs
+/// always push back on their own source alone and are never closed for it.
 pub const ZMQ_PROXY_STREAM_BACKPRESSURE: c_int = 9;
 /// int, milliseconds: with ZMQ_PROXY_STREAM_BACKPRESSURE 1, a destination that accepts no
 /// bytes for this long while the proxy waits for it is closed with its pair (a stuck peer
-/// must not stall the others for ever). 0 = wait for ever. Default 2000.
+/// must not stall the others for ever). 0 = wait for ever. Default 2000. Not used for
+/// taken-over pairs (ZMQ_PROXY_STREAM_TAKEOVER): a stuck peer there stalls only its own
+/// partner, through TCP, for as long as it stays stuck.
 pub const ZMQ_PROXY_STREAM_STALL_TIMEOUT: c_int = 10;
 /// int, milliseconds: a pair quiet for this long has its connections checked at the socket
 /// level (is the TCP connection still there?). libzmq drops a disconnect notification when
 /// the proxy lags a full pipe (ZMQ_RCVHWM) behind; this check finds such connections
-/// instead of keeping their partner paired for ever. 0 = never. Default 10000.
+/// instead of keeping their partner paired for ever. 0 = never. Default 10000. Not used
+/// for taken-over pairs, whose endings the proxy sees on the connections themselves.
 pub const ZMQ_PROXY_STREAM_PROBE_INTERVAL: c_int = 11;
 /// string: a client network admitted ("192.0.2.0/24", "2001:db8::/32", "127.0.0.1", "::1").
 /// Each call adds one; an empty string clears the list. With a list set, clients from other

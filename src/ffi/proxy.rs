@@ -66,15 +66,29 @@ pub(super) fn run_checked(
 /// - While the call runs no other thread uses the three sockets. The library never closes
 ///   them; they remain the caller's and usable after the call returns.
 ///
+/// The data path: libzmq accepts, greets and screens connections and pairs them; when a pair
+/// forms (both peers are silent then, by protocol) the proxy takes both TCP connections out
+/// of libzmq (ZMQ_SRCFD, duplicated and checked, then released by libzmq) and relays between
+/// them itself on a relay thread (ZMQ_PROXY_STREAM_TAKEOVER, _THREADS): per-pair flow
+/// control through TCP, so a slow peer slows only its partner and no session is closed for
+/// being fast; a FIN is passed on after the last byte. A pair whose connections cannot be
+/// taken (no descriptor, not TCP) is relayed through the STREAM sockets instead. A peer that
+/// sends while its connection is being taken over (which no ZMTP peer does) has its pair
+/// closed (STREAMSTATS TAKEOVER_VIOLATIONS), never relayed with a hole.
+///
 /// `control` is NULL or a ZMQ_PAIR, ZMQ_REP, ZMQ_SUB or ZMQ_PULL socket receiving
 /// zmq_proxy_steerable's commands, exact strings in one frame:
-/// - "PAUSE": stop reading and forwarding (nothing is lost: libzmq and TCP hold the bytes;
-///   the proxy sleeps, it does not spin). "RESUME": continue.
-/// - "TERMINATE": return 0.
+/// - "PAUSE": stop reading and forwarding, on the STREAM sockets and on taken-over pairs
+///   (nothing is lost: libzmq and TCP hold the bytes; the proxy sleeps, it does not spin).
+///   "RESUME": continue.
+/// - "TERMINATE": return 0. Taken-over connections are the proxy's and are closed; those
+///   still in libzmq stay the caller's sockets'.
 /// - "STATISTICS": reply 8 frames, each a native-endian uint64: frontend messages in, bytes
 ///   in, messages out, bytes out, then the same four for the backend. A message is one data
-///   chunk as one ZMQ_STREAM receive or send carries it; bytes are its payload (routing ids
-///   not counted); greeting bytes the proxy exchanges itself are included.
+///   chunk as one ZMQ_STREAM receive or send carries it, or, for a taken-over pair, one
+///   read(2) or write(2) on its connection; bytes are the payload (routing ids not
+///   counted); greeting bytes the proxy exchanges itself are included. Counts of relay
+///   threads may lag their traffic by one loop turn.
 /// - "STREAMSTATS": reply one frame of native-endian uint64 counters indexed by the
 ///   ZMQ_PROXY_STREAM_STAT_* constants; its size tells how many there are.
 ///
