@@ -2,7 +2,7 @@
 //! transmits into non-blocking libzmq sends. It owns no policy; the core decides.
 
 use std::os::raw::c_int;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crate::control::{reply_for, Command, ControlKind, Reply};
 use crate::core::{
@@ -112,11 +112,15 @@ pub struct Driver {
     relays: Option<RelayThreads>,
     /// Pairs whose connections libzmq is letting go of.
     takeovers: Takeovers,
+    /// When to hand memory libzmq freed at takeovers back to the system.
+    trim_due: Option<Instant>,
 }
 
 const CONTROL: usize = 2;
 /// How often, while libzmq is letting go of connections, the loop looks whether it has.
-const TAKEOVER_TICK_MS: i64 = 1;
+const TAKEOVER_TICK: Duration = Duration::from_micros(50);
+/// Memory freed by libzmq at takeovers goes back to the system at most this often.
+const TRIM_INTERVAL: Duration = Duration::from_secs(1);
 
 fn slot(side: Side) -> usize {
     match side {
@@ -136,6 +140,7 @@ impl Driver {
             unprobed: [true; 3],
             relays: None,
             takeovers: Takeovers::default(),
+            trim_due: None,
         }
     }
 
@@ -188,6 +193,10 @@ impl Driver {
             self.core.on_timeout(now);
             self.take_reports(now);
             self.settle_takeovers(now);
+            if self.trim_due.is_some_and(|t| now >= t) {
+                self.trim_due = None;
+                crate::relay_io::return_freed_memory();
+            }
             self.flush(now)?;
             self.publish_events()?;
 
@@ -210,23 +219,20 @@ impl Driver {
             }
 
             let more_input = self.readable(Side::Frontend) || self.readable(Side::Backend);
-            let mut timeout_ms: i64 = if more_input || self.core.wants_transmit() {
-                0
+            let mut timeout = if more_input || self.core.wants_transmit() {
+                Some(Duration::ZERO)
             } else {
-                match self.core.next_timeout(now) {
-                    None => -1,
-                    Some(at) => {
-                        let wait = at.saturating_duration_since(now);
-                        // Round up so that we never wake before the deadline and spin.
-                        wait.as_micros().div_ceil(1000) as i64
-                    }
-                }
+                let next = [self.core.next_timeout(now), self.trim_due]
+                    .into_iter()
+                    .flatten()
+                    .min();
+                next.map(|at| at.saturating_duration_since(now))
             };
             let letting_go = !self.takeovers.is_empty();
-            if letting_go && !(0..TAKEOVER_TICK_MS).contains(&timeout_ms) {
-                timeout_ms = TAKEOVER_TICK_MS;
+            if letting_go {
+                timeout = Some(timeout.map_or(TAKEOVER_TICK, |t| t.min(TAKEOVER_TICK)));
             }
-            wait_readable(&mut fds, timeout_ms)?;
+            wait_readable(&mut fds, timeout)?;
             if letting_go {
                 // libzmq closes what it lets go of only while we call into its sockets.
                 for side in [Side::Frontend, Side::Backend] {
@@ -356,6 +362,9 @@ impl Driver {
         let (mut ready, mut expired) = (Vec::new(), Vec::new());
         self.takeovers.settle(now, &mut ready, &mut expired);
         let relays = self.relays.as_mut().expect("takeovers need relay threads");
+        if !ready.is_empty() && self.trim_due.is_none() {
+            self.trim_due = Some(now + TRIM_INTERVAL);
+        }
         for pair in ready {
             relays.add(pair);
         }

@@ -207,12 +207,30 @@ impl SocketRef {
     }
 }
 
-/// Waits until one of `fds` is readable or `timeout_ms` passes (-1: no limit). Sets each
-/// entry's revents. A signal gives EINTR, as zmq_poll would.
-pub fn wait_readable(fds: &mut [libc::pollfd], timeout_ms: i64) -> Result<(), Errno> {
-    let timeout = timeout_ms.clamp(-1, c_int::MAX as i64) as c_int;
-    // SAFETY: fds is a valid, writable array of pollfd of the length given.
-    let rc = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout) };
+/// Waits until one of `fds` is readable or `timeout` passes (None: no limit). Sets each
+/// entry's revents. A signal gives EINTR, as zmq_poll would. ppoll rather than poll: a
+/// takeover waits on libzmq in steps of tens of microseconds, not milliseconds.
+pub fn wait_readable(
+    fds: &mut [libc::pollfd],
+    timeout: Option<std::time::Duration>,
+) -> Result<(), Errno> {
+    let ts = timeout.map(|t| libc::timespec {
+        tv_sec: t.as_secs().min(i32::MAX as u64) as libc::time_t,
+        tv_nsec: t.subsec_nanos() as libc::c_long,
+    });
+    let ts_ptr = ts
+        .as_ref()
+        .map_or(std::ptr::null(), |t| t as *const libc::timespec);
+    // SAFETY: fds is a valid, writable array of pollfd of the length given; ts_ptr is NULL
+    // or points at a timespec that outlives the call; no signal mask is changed.
+    let rc = unsafe {
+        libc::ppoll(
+            fds.as_mut_ptr(),
+            fds.len() as libc::nfds_t,
+            ts_ptr,
+            std::ptr::null(),
+        )
+    };
     if rc < 0 {
         Err(errno())
     } else {

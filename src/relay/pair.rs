@@ -71,10 +71,11 @@ fn closed_by(end: End) -> RelayEnd {
 
 impl Pair {
     pub(super) fn new(now: Instant, tag: u64, to_worker: Vec<u8>) -> Pair {
-        // Optimistic readiness: an operation that finds a connection not ready says so, and
-        // epoll reports the next edge.
+        // Writable until a write says otherwise. Not readable until epoll says so: it reports
+        // a connection that is readable when registered, and a read that finds nothing
+        // would have taken a buffer for nothing.
         let ready = Ready {
-            readable: true,
+            readable: false,
             writable: true,
             hung_up: false,
         };
