@@ -871,3 +871,469 @@ fn address_policy_refuses_clients_before_sending_them_a_byte() {
 
 #[path = "dial_tests.rs"]
 mod dial;
+
+// ---- The handover of a pair to the relay (ZMQ_PROXY_STREAM_TAKEOVER) -----------------------
+//
+// A pair is handed over only when the driver knows both connections' sockets fully (peer
+// and local address, from ZMQ_SRCFD). `Sim::recv` gives no local address, so pairs made with
+// it stay on the libzmq relay; the helpers below give the whole `PeerInfo`.
+
+/// What the driver learns about connection `n` of `side`: a fixed peer and local address.
+fn known_peer(side: Side, n: u32) -> PeerInfo {
+    let at = |port: u32| std::net::SocketAddr::from(([127, 0, 0, 1], port as u16));
+    let (peer, local) = match side {
+        Side::Frontend => (at(30_000 + n), at(5555)),
+        Side::Backend => (at(40_000 + n), at(5556)),
+    };
+    PeerInfo {
+        fd: 1000 + n as i32,
+        addr: Some(peer),
+        local: Some(local),
+    }
+}
+
+/// A [`Handover`] with its borrowed fields copied out.
+#[derive(Debug)]
+struct TakenHandover {
+    tag: u64,
+    client_id: Vec<u8>,
+    client: PeerInfo,
+    worker_id: Vec<u8>,
+    worker: PeerInfo,
+    received: [u64; 2],
+    to_worker: Vec<u8>,
+}
+
+impl Sim {
+    /// `recv`, with the connection's socket fully known (see `known_peer`).
+    fn recv_known(&mut self, side: Side, n: u32, data: &[u8]) {
+        let info = known_peer(side, n);
+        self.core
+            .on_receive(self.now, side, &id(n), data.to_vec(), |_| Some(info));
+        self.flush();
+    }
+
+    /// `client`, with its socket fully known.
+    fn known_client(&mut self, n: u32, m: Mechanism) {
+        self.connect(F, n);
+        assert_eq!(self.got(F, n), greeting_opening());
+        self.recv_known(F, n, &libzmq_greeting(m, false));
+        self.recv_known(F, n, &first_command(m));
+    }
+
+    /// `worker`, with its socket fully known.
+    fn known_worker(&mut self, n: u32, m: Mechanism) {
+        self.connect(B, n);
+        self.recv_known(B, n, &libzmq_greeting(m, false));
+    }
+
+    /// The next pair the core wants taken out of libzmq, if any.
+    fn handover(&mut self) -> Option<TakenHandover> {
+        self.core.next_handover().map(|h| TakenHandover {
+            tag: h.tag,
+            client_id: h.client_id.to_vec(),
+            client: h.client,
+            worker_id: h.worker_id.to_vec(),
+            worker: h.worker,
+            received: h.received,
+            to_worker: h.to_worker,
+        })
+    }
+
+    /// Answers the pending handover, then makes the sends the core wants, as the driver does.
+    fn answer(&mut self, tag: u64, outcome: HandoverOutcome) {
+        self.core.on_handover(self.now, tag, outcome);
+        self.flush();
+    }
+
+    /// A known CURVE worker `w` and client `c`, paired and taken over; returns the tag.
+    fn taken_pair(&mut self, c: u32, w: u32) -> u64 {
+        self.known_worker(w, CURVE);
+        self.known_client(c, CURVE);
+        let h = self
+            .handover()
+            .expect("a pair of known sockets is handed over");
+        assert_eq!((h.client_id, h.worker_id), (id(c), id(w)));
+        self.answer(h.tag, HandoverOutcome::Taken);
+        h.tag
+    }
+
+    fn pair_events(&mut self) -> Vec<Event> {
+        std::iter::from_fn(|| self.core.next_event()).collect()
+    }
+}
+
+fn ended(tag: u64, end: crate::relay::RelayEnd, up: u64, down: u64, done: bool) -> RelayEvent {
+    RelayEvent::Ended {
+        tag,
+        end,
+        bytes_up: up,
+        bytes_down: down,
+        handshake_done: done,
+    }
+}
+
+use crate::relay::{RelayEnd, RelayEvent};
+
+#[test]
+fn a_pair_of_known_sockets_is_handed_over_with_what_the_worker_is_owed() {
+    let mut s = Sim::new(Limits::default());
+    s.known_worker(10, CURVE);
+    s.known_client(1, CURVE);
+    assert_eq!(s.core.stats().pairs_open, 1);
+    assert!(s.core.wants_handover());
+    // Nothing of the pair goes through libzmq: the worker has only the opening, the client
+    // its whole greeting (sent while it was screened).
+    assert_eq!(s.got(B, 10), greeting_opening());
+    let mut to_client = greeting_opening().to_vec();
+    to_client.extend_from_slice(&greeting_rest(CURVE, true));
+    assert_eq!(s.got(F, 1), to_client.as_slice());
+
+    let h = s.handover().expect("a handover");
+    assert_eq!(h.client_id, id(1));
+    assert_eq!(h.worker_id, id(10));
+    assert_eq!(h.client, known_peer(F, 1));
+    assert_eq!(h.worker, known_peer(B, 10));
+    let hello = curve_hello();
+    assert_eq!(h.received, [(64 + hello.len()) as u64, 64]);
+    let mut owed = greeting_rest(CURVE, false).to_vec();
+    owed.extend_from_slice(&hello);
+    assert_eq!(h.to_worker, owed, "the end of the greeting, then the HELLO");
+
+    s.answer(h.tag, HandoverOutcome::Taken);
+    assert!(!s.core.wants_handover());
+    assert!(s.handover().is_none());
+    let st = s.core.stats();
+    assert_eq!(
+        (st.pairs_taken_over, st.takeover_fallbacks, st.pairs_open),
+        (1, 0, 1)
+    );
+    assert_eq!(
+        s.got(B, 10),
+        greeting_opening(),
+        "the relay, not libzmq, sends what the worker is owed"
+    );
+    assert!(s.closed.is_empty());
+    assert_eq!(s.core.connections(), 2, "kept for counters and events");
+}
+
+#[test]
+fn bytes_a_waiting_client_sent_early_are_owed_to_the_worker_after_its_first_command() {
+    let mut s = Sim::new(Limits::default());
+    s.known_client(1, CURVE);
+    s.recv_known(F, 1, b"early ");
+    s.recv_known(F, 1, b"bytes");
+    assert!(!s.core.wants_handover(), "no worker yet");
+    s.known_worker(10, CURVE);
+    let h = s.handover().expect("a handover");
+    let mut owed = greeting_rest(CURVE, false).to_vec();
+    owed.extend_from_slice(&curve_hello());
+    owed.extend_from_slice(b"early bytes");
+    assert_eq!(h.to_worker, owed);
+    assert_eq!(h.received[0], (64 + curve_hello().len() + 11) as u64);
+    s.answer(h.tag, HandoverOutcome::Taken);
+    assert_eq!(s.got(B, 10), greeting_opening());
+}
+
+#[test]
+fn pairs_are_handed_over_one_by_one_each_with_its_own_tag() {
+    let mut s = Sim::new(Limits::default());
+    for c in 1..=3 {
+        s.known_client(c, CURVE);
+    }
+    // Three workers in one go: three pairs wait for the driver, oldest first.
+    for w in 10..=12 {
+        s.known_worker(w, CURVE);
+    }
+    let mut tags = HashSet::new();
+    for (c, w) in [(1, 10), (2, 11), (3, 12)] {
+        let h = s.handover().expect("a handover per pair");
+        assert_eq!((h.client_id, h.worker_id), (id(c), id(w)));
+        assert!(tags.insert(h.tag), "tags are distinct");
+        s.answer(h.tag, HandoverOutcome::Taken);
+    }
+    assert!(s.handover().is_none());
+    assert_eq!(s.core.stats().pairs_taken_over, 3);
+}
+
+#[test]
+fn data_libzmq_still_delivers_for_a_taken_over_pair_aborts_it() {
+    for late_side in [F, B] {
+        let mut s = Sim::new(Limits {
+            events: true,
+            ..Limits::default()
+        });
+        let tag = s.taken_pair(1, 10);
+        s.taken_pair(2, 11);
+        s.pair_events();
+        // libzmq's disconnect notifications of the connections it let go are no data.
+        s.recv(F, 1, &[]);
+        s.recv(B, 10, &[]);
+        assert_eq!(s.core.next_abort(), None);
+        assert_eq!(s.core.stats().pairs_open, 2);
+
+        let n = if late_side == F { 1 } else { 10 };
+        s.recv(late_side, n, b"late");
+        assert_eq!(
+            s.core.next_abort(),
+            Some(tag),
+            "{late_side:?}: the pair's tag"
+        );
+        assert_eq!(s.core.next_abort(), None);
+        assert_eq!(s.core.stats().dropped_bytes, 4);
+        assert_eq!(s.got(B, 10), greeting_opening(), "never relayed");
+        assert_eq!(s.got(F, 1).len(), 64, "never relayed");
+
+        s.core
+            .on_relay_event(s.now, ended(tag, RelayEnd::Aborted, 0, 0, false));
+        let st = *s.core.stats();
+        assert_eq!((st.takeover_violations, st.pairs_open), (1, 1));
+        assert_eq!(s.core.connections(), 2, "only the other pair is left");
+        let events = s.pair_events();
+        assert!(
+            matches!(
+                events.as_slice(),
+                [Event::Close {
+                    pair: 1,
+                    end: PairEnd::TakeoverViolation,
+                    ..
+                }]
+            ),
+            "{events:?}"
+        );
+    }
+}
+
+#[test]
+fn the_relay_reports_a_pair_s_end_with_counters_and_a_close_event() {
+    struct Case {
+        end: RelayEnd,
+        handshake_done: bool,
+        handshake_done_event: bool,
+        want: PairEnd,
+        idle_timeouts: u64,
+        handshakes_failed: u64,
+    }
+    let case = |end, handshake_done, handshake_done_event, want, idle, failed| Case {
+        end,
+        handshake_done,
+        handshake_done_event,
+        want,
+        idle_timeouts: idle,
+        handshakes_failed: failed,
+    };
+    let cases = [
+        case(
+            RelayEnd::ClientClosed,
+            true,
+            false,
+            PairEnd::ClientClosed,
+            0,
+            0,
+        ),
+        case(
+            RelayEnd::IdleTimeout,
+            true,
+            false,
+            PairEnd::IdleTimeout,
+            1,
+            0,
+        ),
+        case(
+            RelayEnd::WorkerClosed,
+            true,
+            false,
+            PairEnd::WorkerClosed,
+            0,
+            0,
+        ),
+        // The worker closed before its side of the handshake completed.
+        case(
+            RelayEnd::WorkerClosed,
+            false,
+            false,
+            PairEnd::HandshakeFailed,
+            0,
+            1,
+        ),
+        // ... unless the relay said earlier that it had.
+        case(
+            RelayEnd::WorkerClosed,
+            false,
+            true,
+            PairEnd::WorkerClosed,
+            0,
+            0,
+        ),
+    ];
+    for c in cases {
+        let mut s = Sim::new(Limits {
+            events: true,
+            ..Limits::default()
+        });
+        let tag = s.taken_pair(1, 10);
+        let open = s.pair_events();
+        assert_eq!(
+            open,
+            [Event::Open {
+                pair: 1,
+                client: known_peer(F, 1).addr,
+                worker: known_peer(B, 10).addr.unwrap().to_string(),
+                mechanism: CURVE,
+            }]
+        );
+        if c.handshake_done_event {
+            s.core
+                .on_relay_event(s.now, RelayEvent::HandshakeDone { tag });
+        }
+        s.advance(Duration::from_millis(1500));
+        assert_eq!(s.core.stats().pairs_open, 1, "{:?}", c.end);
+        s.core
+            .on_relay_event(s.now, ended(tag, c.end, 1000, 2000, c.handshake_done));
+        s.flush();
+        let st = *s.core.stats();
+        assert_eq!(st.pairs_open, 0, "{:?}", c.end);
+        assert_eq!(st.closed_idle_timeout, c.idle_timeouts, "{:?}", c.end);
+        assert_eq!(st.handshakes_failed, c.handshakes_failed, "{:?}", c.end);
+        assert_eq!(st.takeover_violations, 0);
+        assert_eq!(s.core.connections(), 0, "both records are gone");
+        assert!(
+            s.closed.is_empty(),
+            "the relay closed both: no close through libzmq"
+        );
+        let events = s.pair_events();
+        let want = Event::Close {
+            pair: 1,
+            client: known_peer(F, 1).addr,
+            worker: known_peer(B, 10).addr.unwrap().to_string(),
+            mechanism: CURVE,
+            // The client's HELLO went to the worker with the handover.
+            bytes_up: curve_hello().len() as u64 + 1000,
+            bytes_down: 2000,
+            duration: Duration::from_millis(1500),
+            end: c.want,
+        };
+        assert_eq!(events, [want]);
+        // libzmq's late notifications of these ids are not new connections.
+        s.connect(F, 1);
+        s.connect(B, 10);
+        assert_eq!(s.core.connections(), 0);
+        // A report about a pair that is over changes nothing.
+        s.core.on_relay_event(s.now, ended(tag, c.end, 1, 1, false));
+        assert_eq!(*s.core.stats(), st);
+    }
+}
+
+#[test]
+fn a_fallback_relays_through_libzmq_with_greeting_rest_and_first_command() {
+    let mut s = Sim::new(Limits::default());
+    s.known_client(1, CURVE);
+    s.recv_known(F, 1, b"early");
+    s.known_worker(10, CURVE);
+    let h = s.handover().expect("a handover");
+    s.answer(h.tag, HandoverOutcome::Fallback);
+    let st = *s.core.stats();
+    assert_eq!(
+        (st.takeover_fallbacks, st.pairs_taken_over, st.pairs_open),
+        (1, 0, 1)
+    );
+    let mut want = greeting_opening().to_vec();
+    want.extend_from_slice(&greeting_rest(CURVE, false));
+    want.extend_from_slice(&curve_hello());
+    want.extend_from_slice(b"early");
+    assert_eq!(s.got(B, 10), want.as_slice(), "the worker's view");
+    s.got.clear();
+    s.recv(B, 10, b"WELCOME...");
+    s.recv(F, 1, b"INITIATE...");
+    assert_eq!(s.got(F, 1), b"WELCOME...");
+    assert_eq!(s.got(B, 10), b"INITIATE...");
+    assert_eq!(s.core.next_abort(), None);
+    // And it ends the libzmq way: the worker is closed through libzmq.
+    s.recv(F, 1, &[]);
+    s.advance(Duration::from_millis(50));
+    assert!(s.is_closed(B, 10));
+    assert_eq!(s.core.stats().pairs_open, 0);
+}
+
+#[test]
+fn a_broken_handover_closes_both_connections() {
+    let mut s = Sim::new(Limits {
+        events: true,
+        ..Limits::default()
+    });
+    s.known_worker(10, CURVE);
+    s.known_client(1, CURVE);
+    let h = s.handover().expect("a handover");
+    s.pair_events();
+    s.answer(h.tag, HandoverOutcome::Broken);
+    s.advance(Duration::from_millis(10));
+    assert!(s.is_closed(F, 1) && s.is_closed(B, 10));
+    let st = *s.core.stats();
+    assert_eq!((st.pairs_open, st.pairs_taken_over), (0, 0));
+    assert_eq!(s.got(B, 10), greeting_opening(), "the worker got nothing");
+    let events = s.pair_events();
+    assert!(
+        matches!(
+            events.as_slice(),
+            [Event::Close {
+                end: PairEnd::TakeoverViolation,
+                ..
+            }]
+        ),
+        "{events:?}"
+    );
+}
+
+#[test]
+fn without_takeover_no_pair_is_ever_handed_over() {
+    let mut s = Sim::new(Limits {
+        takeover: false,
+        ..Limits::default()
+    });
+    s.known_worker(10, CURVE);
+    s.known_client(1, CURVE);
+    assert!(!s.core.wants_handover());
+    assert!(s.handover().is_none());
+    let mut want = greeting_opening().to_vec();
+    want.extend_from_slice(&greeting_rest(CURVE, false));
+    want.extend_from_slice(&curve_hello());
+    assert_eq!(s.got(B, 10), want.as_slice(), "relayed through libzmq");
+    s.got.clear();
+    s.recv_known(F, 1, b"INITIATE");
+    assert_eq!(s.got(B, 10), b"INITIATE");
+    assert_eq!(s.core.next_abort(), None);
+    assert_eq!(s.core.stats().pairs_taken_over, 0);
+}
+
+#[test]
+fn a_pair_with_a_socket_not_fully_known_stays_on_libzmq() {
+    let mut s = Sim::new(Limits::default());
+    s.known_worker(10, CURVE);
+    // The client's local address is unknown (Sim::recv gives none).
+    s.client(1, CURVE);
+    assert_eq!(s.core.stats().pairs_open, 1);
+    assert!(s.handover().is_none());
+    assert!(s.got(B, 10).ends_with(&curve_hello()));
+}
+
+#[test]
+fn a_slot_freed_by_a_relayed_pair_s_end_is_handed_over_too() {
+    let mut s = Sim::new(Limits {
+        max_pairs: Some(1),
+        ..Limits::default()
+    });
+    let tag = s.taken_pair(1, 10);
+    s.known_worker(11, CURVE);
+    s.known_client(2, CURVE);
+    assert_eq!(s.core.stats().clients_waiting, 1);
+    assert!(s.handover().is_none(), "no slot");
+    s.core
+        .on_relay_event(s.now, ended(tag, RelayEnd::ClientClosed, 0, 0, true));
+    let h = s
+        .handover()
+        .expect("the waiting client is paired and handed over");
+    assert_eq!((h.client_id, h.worker_id), (id(2), id(11)));
+    s.answer(h.tag, HandoverOutcome::Taken);
+    let st = *s.core.stats();
+    assert_eq!((st.pairs_open, st.pairs_taken_over), (1, 2));
+}
