@@ -8,6 +8,7 @@ use crate::control::{reply_for, Command, ControlKind, Reply};
 use crate::core::{
     Chunk, Core, HandoverOutcome, Limits, PeerInfo, SendOutcome, Side, Stats, TransmitKind,
 };
+use crate::dialer::{DialEvent, Dialer};
 use crate::relay::{RelayEnd, RelayEvent, RelayLimits, Totals};
 use crate::relay_thread::{NewPair, RelayThreads};
 use crate::takeover::{self, Takeovers};
@@ -114,9 +115,13 @@ pub struct Driver {
     takeovers: Takeovers,
     /// When to hand memory libzmq freed at takeovers back to the system.
     trim_due: Option<Instant>,
+    /// Dial-out: the worker connections the proxy makes itself.
+    dialer: Option<Dialer>,
 }
 
 const CONTROL: usize = 2;
+/// The poll slot of the dialer's epoll set.
+const DIALER: usize = 4;
 /// How often, while libzmq is letting go of connections, the loop looks whether it has.
 const TAKEOVER_TICK: Duration = Duration::from_micros(50);
 /// Memory freed by libzmq at takeovers goes back to the system at most this often.
@@ -141,6 +146,7 @@ impl Driver {
             relays: None,
             takeovers: Takeovers::default(),
             trim_due: None,
+            dialer: None,
         }
     }
 
@@ -178,6 +184,9 @@ impl Driver {
             };
             self.relays = Some(RelayThreads::start(limits.relay_threads, relay_limits)?);
         }
+        if !self.core.limits().worker_endpoints.is_empty() {
+            self.dialer = Some(Dialer::new()?);
+        }
         let mut id_buf = [0u8; MAX_ID + 1];
         let mut fds = [
             pollfd(self.sockets.frontend.signal_fd()?),
@@ -187,11 +196,20 @@ impl Driver {
                 None => -1,
             }),
             pollfd(self.relays.as_ref().map_or(-1, |r| r.reported_fd())),
+            pollfd(self.dialer.as_ref().map_or(-1, |d| d.wait_fd())),
         ];
+        let mut dialed = Vec::new();
         loop {
             let now = Instant::now();
             self.core.on_timeout(now);
             self.take_reports(now);
+            if fds[DIALER].revents != 0 {
+                fds[DIALER].revents = 0;
+                if let Some(d) = self.dialer.as_mut() {
+                    d.take_readiness();
+                }
+            }
+            self.serve_dialed(now, &mut dialed);
             self.settle_takeovers(now);
             if self.trim_due.is_some_and(|t| now >= t) {
                 self.trim_due = None;
@@ -218,7 +236,10 @@ impl Driver {
                 }
             }
 
-            let more_input = self.readable(Side::Frontend) || self.readable(Side::Backend);
+            let dial_work = self.dialer.as_ref().is_some_and(|d| d.has_work())
+                && self.core.reading(Side::Backend);
+            let more_input =
+                self.readable(Side::Frontend) || self.readable(Side::Backend) || dial_work;
             let mut timeout = if more_input || self.core.wants_transmit() {
                 Some(Duration::ZERO)
             } else {
@@ -311,37 +332,56 @@ impl Driver {
                 return Ok(());
             };
             let tag = h.tag;
-            let fds = if self.relays.is_some() {
-                takeover::duplicate(&h)
-            } else {
-                None
+            // A worker the proxy dialed itself is already its own: nothing to take from libzmq.
+            let dialed = self.dialer.as_ref().is_some_and(|d| d.owns(h.worker_id));
+            let client = self
+                .relays
+                .as_ref()
+                .and_then(|_| takeover::duplicate(h.client));
+            let worker = match (&client, dialed) {
+                (Some(_), false) => takeover::duplicate(h.worker),
+                _ => None,
             };
-            let Some(fds) = fds else {
+            let taken = client.is_some() && (dialed || worker.is_some());
+            if !taken {
                 self.core.on_handover(now, tag, HandoverOutcome::Fallback);
                 continue;
-            };
-            let originals = [h.client.fd, h.worker.fd];
+            }
+            let client = client.expect("checked");
+            let originals = [Some(h.client.fd), (!dialed).then_some(h.worker.fd)];
             let received = h.received;
             let (client_id, worker_id) = (h.client_id.to_vec(), h.worker_id.to_vec());
-            let to_worker = h.to_worker;
-            let outcome = match send_close(self.sockets.frontend, &client_id)? {
-                SendOutcome::WouldBlock => HandoverOutcome::Fallback,
-                _ => match send_close(self.sockets.backend, &worker_id)? {
-                    SendOutcome::WouldBlock => HandoverOutcome::Broken,
-                    _ => HandoverOutcome::Taken,
-                },
-            };
+            let mut to_worker = h.to_worker;
             self.unprobed[0] = true;
-            self.unprobed[1] = true;
-            if outcome == HandoverOutcome::Taken {
-                let pair = NewPair {
-                    tag,
-                    fds,
-                    to_worker,
-                };
-                self.takeovers.push(pair, originals, received, now + linger);
+            if send_close(self.sockets.frontend, &client_id)? == SendOutcome::WouldBlock {
+                self.core.on_handover(now, tag, HandoverOutcome::Fallback);
+                continue;
             }
-            self.core.on_handover(now, tag, outcome);
+            let worker = if dialed {
+                let dialer = self.dialer.as_mut().expect("dialed");
+                let (fd, mut unsent) = dialer.take(&worker_id).expect("owned");
+                // What the worker was owed before the pair formed goes first.
+                unsent.append(&mut to_worker);
+                to_worker = unsent;
+                Some(fd)
+            } else {
+                self.unprobed[1] = true;
+                match send_close(self.sockets.backend, &worker_id)? {
+                    SendOutcome::WouldBlock => None,
+                    _ => worker,
+                }
+            };
+            let Some(worker) = worker else {
+                self.core.on_handover(now, tag, HandoverOutcome::Broken);
+                continue;
+            };
+            let pair = NewPair {
+                tag,
+                fds: [client, worker],
+                to_worker,
+            };
+            self.takeovers.push(pair, originals, received, now + linger);
+            self.core.on_handover(now, tag, HandoverOutcome::Taken);
         }
     }
 
@@ -383,6 +423,32 @@ impl Driver {
         }
     }
 
+    /// What happened on the connections the proxy dialed, told to the core as a STREAM
+    /// socket would have told it.
+    fn serve_dialed(&mut self, now: Instant, events: &mut Vec<DialEvent>) {
+        let Some(dialer) = self.dialer.as_mut() else {
+            return;
+        };
+        if !dialer.has_work() {
+            return;
+        }
+        dialer.turn(self.core.reading(Side::Backend), events);
+        for event in events.drain(..) {
+            match event {
+                DialEvent::Connected { id } => {
+                    self.core
+                        .on_receive(now, Side::Backend, &id, Msg::new(), |_| None);
+                }
+                DialEvent::Data { id, bytes, peer } => {
+                    let msg = Msg::from_slice(&bytes);
+                    self.core
+                        .on_receive(now, Side::Backend, &id, msg, |_| Some(peer));
+                }
+                DialEvent::Lost { id } => self.core.on_disconnected(now, Side::Backend, &id),
+            }
+        }
+    }
+
     /// Makes every send the core wants now.
     fn send_transmits(&mut self, now: Instant) -> Result<(), Errno> {
         loop {
@@ -392,19 +458,38 @@ impl Driver {
                 };
                 let socket = self.sockets.of(tx.side);
                 self.unprobed[slot(tx.side)] = true;
-                let outcome = match tx.kind {
-                    TransmitKind::Data(chunk) => send_chunk(socket, tx.id, chunk)?,
-                    TransmitKind::Connect { endpoint } => connect(socket, tx.id, endpoint)?,
-                    TransmitKind::Probe => match tx.peer {
+                // Dial-out connections are the dialer's, not the backend socket's.
+                let dialer = match self.dialer.as_mut() {
+                    Some(d) if tx.side == Side::Backend => {
+                        let ours = matches!(tx.kind, TransmitKind::Connect { .. }) || d.owns(tx.id);
+                        ours.then_some(d)
+                    }
+                    _ => None,
+                };
+                let outcome = match (tx.kind, dialer) {
+                    (TransmitKind::Connect { endpoint }, Some(d)) => d.connect(tx.id, endpoint),
+                    (TransmitKind::Data(chunk), Some(d)) => {
+                        let bytes: &[u8] = match &*chunk {
+                            Chunk::Held(msg) => msg.as_ref(),
+                            Chunk::Copied(bytes) => bytes,
+                        };
+                        d.send(tx.id, bytes)
+                    }
+                    (TransmitKind::Data(chunk), None) => send_chunk(socket, tx.id, chunk)?,
+                    (TransmitKind::Connect { endpoint }, None) => connect(socket, tx.id, endpoint)?,
+                    (TransmitKind::Probe, _) => match tx.peer {
                         Some(peer) if !peer_alive(peer) => SendOutcome::Unreachable,
                         _ => SendOutcome::Sent,
                     },
-                    TransmitKind::Close {
-                        check_drained,
-                        force,
-                        sent,
-                        half_closed,
-                    } => {
+                    (
+                        TransmitKind::Close {
+                            check_drained,
+                            force,
+                            sent,
+                            half_closed,
+                        },
+                        dialer,
+                    ) => {
                         let acked = tx.peer.and_then(|p| tcp_bytes_acked(p.fd));
                         let pending = acked.map_or(0, |a| sent.saturating_sub(a));
                         if check_drained && pending > 0 {
@@ -419,7 +504,10 @@ impl Driver {
                                     force_shutdown(peer);
                                 }
                             }
-                            send_close(socket, tx.id)?
+                            match dialer {
+                                Some(d) => d.close(tx.id),
+                                None => send_close(socket, tx.id)?,
+                            }
                         }
                     }
                 };

@@ -119,6 +119,12 @@ impl Epoll {
         self.ctl(libc::EPOLL_CTL_ADD, fd, libc::EPOLLIN as u32, token)
     }
 
+    /// The epoll set's own descriptor: readable while a registration is ready, so another
+    /// wait (poll) can include the whole set.
+    pub fn raw(&self) -> RawFd {
+        self.fd.as_raw_fd()
+    }
+
     /// Deregisters a connection before it is closed.
     pub fn remove(&self, fd: &OwnedFd) {
         // Fails only if it was not registered, which changes nothing.
@@ -276,5 +282,143 @@ pub fn released_by_libzmq(original: RawFd, dup: &OwnedFd) -> bool {
     match (inode(original), inode(dup.as_raw_fd())) {
         (Some(a), Some(b)) => a != b,
         _ => true,
+    }
+}
+
+/// Where the proxy dials a worker.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DialAddr {
+    Tcp(SocketAddr),
+    Ipc(std::path::PathBuf),
+}
+
+/// Starts a non-blocking connect(2) to `addr`; the connection is made (or failed) when the
+/// descriptor becomes writable: [`socket_error`] tells which. Like libzmq, TCP_NODELAY is set.
+pub fn connect_nonblocking(addr: &DialAddr) -> Result<OwnedFd, Errno> {
+    let family = match addr {
+        DialAddr::Tcp(SocketAddr::V4(_)) => libc::AF_INET,
+        DialAddr::Tcp(SocketAddr::V6(_)) => libc::AF_INET6,
+        DialAddr::Ipc(_) => libc::AF_UNIX,
+    };
+    // SAFETY: socket has no memory effects.
+    let fd = unsafe {
+        libc::socket(
+            family,
+            libc::SOCK_STREAM | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
+            0,
+        )
+    };
+    if fd < 0 {
+        return Err(errno());
+    }
+    // SAFETY: fd is a new descriptor that nothing else owns.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    // SAFETY: sockaddr_storage is plain old data; all-zero is a valid value.
+    let mut storage: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
+    let len = match addr {
+        DialAddr::Tcp(SocketAddr::V4(a)) => {
+            let sin = libc::sockaddr_in {
+                sin_family: libc::AF_INET as libc::sa_family_t,
+                sin_port: a.port().to_be(),
+                sin_addr: libc::in_addr {
+                    s_addr: u32::from(*a.ip()).to_be(),
+                },
+                sin_zero: [0; 8],
+            };
+            // SAFETY: storage is large enough and suitably aligned for any sockaddr.
+            unsafe {
+                (&mut storage as *mut libc::sockaddr_storage)
+                    .cast::<libc::sockaddr_in>()
+                    .write(sin)
+            };
+            std::mem::size_of::<libc::sockaddr_in>()
+        }
+        DialAddr::Tcp(SocketAddr::V6(a)) => {
+            let sin6 = libc::sockaddr_in6 {
+                sin6_family: libc::AF_INET6 as libc::sa_family_t,
+                sin6_port: a.port().to_be(),
+                sin6_flowinfo: a.flowinfo(),
+                sin6_addr: libc::in6_addr {
+                    s6_addr: a.ip().octets(),
+                },
+                sin6_scope_id: a.scope_id(),
+            };
+            // SAFETY: storage is large enough and suitably aligned for any sockaddr.
+            unsafe {
+                (&mut storage as *mut libc::sockaddr_storage)
+                    .cast::<libc::sockaddr_in6>()
+                    .write(sin6)
+            };
+            std::mem::size_of::<libc::sockaddr_in6>()
+        }
+        DialAddr::Ipc(path) => {
+            use std::os::unix::ffi::OsStrExt;
+            // SAFETY: sockaddr_un is plain old data; all-zero is a valid value.
+            let mut sun: libc::sockaddr_un = unsafe { std::mem::zeroed() };
+            sun.sun_family = libc::AF_UNIX as libc::sa_family_t;
+            let bytes = path.as_os_str().as_bytes();
+            if bytes.len() >= sun.sun_path.len() {
+                return Err(libc::ENAMETOOLONG);
+            }
+            for (d, s) in sun.sun_path.iter_mut().zip(bytes) {
+                *d = *s as libc::c_char;
+            }
+            // SAFETY: storage is large enough and suitably aligned for any sockaddr.
+            unsafe {
+                (&mut storage as *mut libc::sockaddr_storage)
+                    .cast::<libc::sockaddr_un>()
+                    .write(sun)
+            };
+            std::mem::size_of::<libc::sockaddr_un>()
+        }
+    };
+    if matches!(addr, DialAddr::Tcp(_)) {
+        let one: libc::c_int = 1;
+        // SAFETY: one is valid for reads of its size; a failure only loses the option.
+        unsafe {
+            libc::setsockopt(
+                fd.as_raw_fd(),
+                libc::IPPROTO_TCP,
+                libc::TCP_NODELAY,
+                (&one as *const libc::c_int).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            );
+        }
+    }
+    // SAFETY: storage holds a valid address of `len` bytes for the socket's family.
+    let rc = unsafe {
+        libc::connect(
+            fd.as_raw_fd(),
+            (&storage as *const libc::sockaddr_storage).cast(),
+            len as libc::socklen_t,
+        )
+    };
+    if rc == 0 {
+        return Ok(fd);
+    }
+    match errno() {
+        libc::EINPROGRESS | libc::EINTR | libc::EAGAIN => Ok(fd),
+        e => Err(e),
+    }
+}
+
+/// The pending error of a socket (SO_ERROR): 0 once a non-blocking connect succeeded.
+pub fn socket_error(fd: &OwnedFd) -> Errno {
+    let mut err: libc::c_int = 0;
+    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: err and len are valid for writes and len is err's size.
+    let rc = unsafe {
+        libc::getsockopt(
+            fd.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_ERROR,
+            (&mut err as *mut libc::c_int).cast(),
+            &mut len,
+        )
+    };
+    if rc < 0 {
+        errno()
+    } else {
+        err
     }
 }

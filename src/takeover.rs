@@ -12,23 +12,20 @@
 use std::os::fd::{OwnedFd, RawFd};
 use std::time::Instant;
 
-use crate::core::Handover;
+use crate::core::PeerInfo;
 use crate::relay_io::{bytes_consumed, released_by_libzmq, take_connection};
 use crate::relay_thread::NewPair;
 
-/// Both connections of a pair, duplicated and checked, or None when either cannot be taken
-/// (the duplicates made are closed again: libzmq still has the pair).
-pub fn duplicate(h: &Handover<'_>) -> Option<[OwnedFd; 2]> {
-    let take = |p: crate::core::PeerInfo| take_connection(p.fd, p.addr?, p.local?);
-    let client = take(h.client)?;
-    let worker = take(h.worker)?;
-    Some([client, worker])
+/// A duplicate of libzmq's descriptor of a connection, checked to name that connection, or
+/// None when it cannot be taken.
+pub fn duplicate(p: PeerInfo) -> Option<OwnedFd> {
+    take_connection(p.fd, p.addr?, p.local?)
 }
 
 struct Pending {
     pair: NewPair,
-    /// libzmq's descriptors, client's then worker's.
-    originals: [RawFd; 2],
+    /// libzmq's descriptors, client's then worker's (None: the proxy's own, dial-out).
+    originals: [Option<RawFd>; 2],
     /// Bytes libzmq delivered from each.
     received: [u64; 2],
     deadline: Instant,
@@ -48,7 +45,7 @@ impl Takeovers {
     pub fn push(
         &mut self,
         pair: NewPair,
-        originals: [RawFd; 2],
+        originals: [Option<RawFd>; 2],
         received: [u64; 2],
         deadline: Instant,
     ) {
@@ -75,7 +72,9 @@ impl Takeovers {
         let mut i = 0;
         while i < self.pending.len() {
             let p = &self.pending[i];
-            let released = (0..2).all(|e| released_by_libzmq(p.originals[e], &p.pair.fds[e]));
+            let released = (0..2).all(|e| {
+                p.originals[e].is_none_or(|orig| released_by_libzmq(orig, &p.pair.fds[e]))
+            });
             if released {
                 let p = self.pending.swap_remove(i);
                 // A kernel that does not tell (None) leaves the protocol's quiet moment as

@@ -37,6 +37,25 @@ impl Msg {
         }
     }
 
+    /// A message holding a copy of `bytes` (for bytes the proxy read itself).
+    pub fn from_slice(bytes: &[u8]) -> Msg {
+        let mut raw = MaybeUninit::<zmq_msg_t>::uninit();
+        // SAFETY: zmq_msg_init_size initialises the message with a buffer of that size, or
+        // fails (ENOMEM) leaving nothing to close; its data is then valid for bytes.len()
+        // writes.
+        unsafe {
+            if zmq_sys::zmq_msg_init_size(raw.as_mut_ptr(), bytes.len()) != 0 {
+                std::alloc::handle_alloc_error(
+                    std::alloc::Layout::array::<u8>(bytes.len()).expect("size"),
+                );
+            }
+            let mut msg = Msg(raw.assume_init());
+            let data = zmq_sys::zmq_msg_data(msg.as_mut_ptr()) as *mut u8;
+            std::ptr::copy_nonoverlapping(bytes.as_ptr(), data, bytes.len());
+            msg
+        }
+    }
+
     /// The descriptor of the TCP connection this message came from, if libzmq knows it.
     pub fn source_fd(&self) -> Option<i32> {
         // SAFETY: the message is initialised; ZMQ_SRCFD is a read-only integer property.

@@ -329,6 +329,18 @@ impl<P: AsRef<[u8]>> Core<P> {
         }
     }
 
+    /// A connection the driver watches itself (dial-out) failed or ended: what a STREAM
+    /// socket's disconnect notification says, in any state.
+    pub fn on_disconnected(&mut self, now: Instant, side: Side, id: &[u8]) {
+        let ids = match side {
+            Side::Frontend => &self.frontend_ids,
+            Side::Backend => &self.backend_ids,
+        };
+        if let Some(key) = ids.get(id).copied() {
+            self.on_gone(now, key);
+        }
+    }
+
     fn on_connect(&mut self, now: Instant, side: Side, id: &[u8]) {
         self.expire_tombstones(now);
         let routing_id = RoutingId::new(id);

@@ -186,6 +186,8 @@ impl<P: AsRef<[u8]>> Core<P> {
         // Both peers are silent now by protocol: the client waits for the answer to its
         // first command, the worker for the end of the proxy's greeting. The moment to take
         // their connections out of libzmq, if their descriptors are known.
+        // A descriptor is only worth trying with both ends of its connection known (the
+        // driver checks them on the duplicate).
         let known = |k: Key| {
             self.conns
                 .get(k)
