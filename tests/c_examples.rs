@@ -9,6 +9,8 @@
 //! Needs `cc` (or $CC), pkg-config and the libzmq development files. Every child process is
 //! killed when a test fails (the `Proc` guard); every wait has a deadline.
 
+mod common;
+
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
@@ -16,6 +18,8 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
+
+use zmq_proxy_stream::api::*;
 
 /// Deadline for a process to be ready or to exit once asked.
 const STARTUP: Duration = Duration::from_secs(20);
@@ -1053,4 +1057,105 @@ fn c_api_contract() {
             lines.join("\n")
         );
     }
+}
+
+/// STREAMSTATS over the broker's REP control socket: the counters by ZMQ_PROXY_STREAM_STAT_*
+/// (examples-c/ctl prints only STATISTICS).
+fn stream_stats(broker: &Broker) -> Vec<u64> {
+    let ctx = zmq::Context::new();
+    let req = ctx.socket(zmq::REQ).unwrap();
+    req.set_linger(0).unwrap();
+    req.connect(&broker.control).unwrap();
+    req.send("STREAMSTATS", 0).unwrap();
+    let frames = common::recv_within(&req, STARTUP).expect("a STREAMSTATS reply");
+    assert_eq!(frames.len(), 1, "STREAMSTATS replies one frame");
+    frames[0]
+        .chunks(8)
+        .map(|c| u64::from_ne_bytes(c.try_into().expect("8-byte counters")))
+        .collect()
+}
+
+/// A worker process killed mid-stream (SIGKILL: no goodbye, the kernel closes its
+/// connection): the broker, relaying the taken-over pair itself (default options), ends the
+/// pair and closes the client at once, long before the client's own deadline; a pair with
+/// another worker goes on without noticing.
+#[test]
+fn a_worker_killed_mid_stream_closes_its_client_promptly_and_no_other_pair() {
+    let progs = programs();
+    let keys = keygen(progs);
+    let broker = start_broker(progs);
+    let mut doomed = start_worker(progs, &broker, &keys, "doomed", 1);
+    // Its only slot is the only idle worker connection: client 1 pairs with it, and streams
+    // far more requests than it can finish before its 60 s deadline.
+    let mut streaming = start_client(progs, &broker, &keys.public, 1, 10_000_000, 60.0);
+    wait_for_statistics(progs, &broker, |s| s[5] > 1_000_000);
+
+    // Now a second worker, the only idle one, and a client of its own in this process, with a
+    // socket monitor that would see any disconnection.
+    let mut survivor = start_worker(progs, &broker, &keys, "survivor", 1);
+    let decode = |z85: &str| -> [u8; 32] {
+        zmq::z85_decode(z85)
+            .expect("a Z85 key")
+            .try_into()
+            .expect("32 bytes")
+    };
+    let server = common::Mechanism::Curve(Arc::new(zmq::CurveKeyPair {
+        public_key: decode(&keys.public),
+        secret_key: decode(&keys.secret),
+    }));
+    let ctx = zmq::Context::new();
+    let other = common::monitored_client(&ctx, &broker.frontend, &server, |_| {});
+    for n in 0..20u64 {
+        common::round_trip(&other, &[b"before", &common::payload(n, 5000)]);
+    }
+    let s = stream_stats(&broker);
+    assert_eq!(
+        s[ZMQ_PROXY_STREAM_STAT_PAIRS_TAKEN_OVER as usize], 2,
+        "both pairs are relayed by the broker itself: {s:?}"
+    );
+    assert_eq!(s[ZMQ_PROXY_STREAM_STAT_PAIRS_OPEN as usize], 2);
+
+    doomed.signal(libc::SIGKILL);
+    let killed_at = Instant::now();
+    let status = doomed.wait_exit(STARTUP);
+    assert_eq!(
+        std::os::unix::process::ExitStatusExt::signal(&status),
+        Some(libc::SIGKILL)
+    );
+    // The client notices a lost session only when its connection is closed: it then fails
+    // at once (its deadline is 60 s away).
+    let status = streaming.wait_exit(Duration::from_secs(5));
+    let noticed_after = killed_at.elapsed();
+    assert_eq!(status.code(), Some(1), "{}", streaming.log());
+    streaming.wait_line("lost session", STARTUP, |l| {
+        l.starts_with("client 1: ") && l.contains(" FAILED: connection lost with replies ")
+    });
+    eprintln!("the client of the killed worker was closed {noticed_after:?} after the kill");
+    common::wait_until("the killed worker's pair ends", common::DEADLINE, || {
+        stream_stats(&broker)[ZMQ_PROXY_STREAM_STAT_PAIRS_OPEN as usize] == 1
+    });
+
+    // The other pair never noticed: its round trips go on, on the same connection.
+    for n in 0..50u64 {
+        common::round_trip(&other, &[b"after", &common::payload(n, 5000)]);
+    }
+    let mut events = Vec::new();
+    while let Some((event, _)) = other.monitor.next(Duration::ZERO) {
+        events.push(event);
+    }
+    assert!(
+        !events.iter().any(|e| matches!(
+            e,
+            zmq::SocketEvent::DISCONNECTED | zmq::SocketEvent::CONNECTED
+        )),
+        "the other client's connection was never lost nor made again: {events:?}"
+    );
+    let s = stream_stats(&broker);
+    assert_eq!(s[ZMQ_PROXY_STREAM_STAT_PAIRS_OPEN as usize], 1, "{s:?}");
+    assert_eq!(s[ZMQ_PROXY_STREAM_STAT_TAKEOVER_VIOLATIONS as usize], 0);
+    assert_eq!(s[ZMQ_PROXY_STREAM_STAT_HANDSHAKES_FAILED as usize], 0);
+
+    drop(other);
+    terminate(progs, broker);
+    assert_eq!(sessions_of(&stop_worker(&mut survivor)), 1);
 }
