@@ -45,6 +45,7 @@
 //! mode; the memory children re-run the current executable with [`memory_child::CHILD_ENV`] set.
 
 mod arms;
+mod churn;
 mod client;
 mod cpu;
 mod haproxy;
@@ -70,6 +71,20 @@ pub use run::run_cli;
 fn main() {
     child_main_from_env();
     let args: Vec<String> = std::env::args().skip(1).collect();
+    if let Some(at) = args.iter().position(|a| a == "--churn") {
+        let total = args
+            .get(at + 1)
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(100_000);
+        match churn::run(total) {
+            Ok(table) => println!("{table}"),
+            Err(e) => {
+                eprintln!("{e}");
+                std::process::exit(1);
+            }
+        }
+        return;
+    }
     match run_cli(&args) {
         Ok(report) => {
             println!("{}", report.table);

@@ -11,6 +11,8 @@ use super::zmq_ctx::{endpoint_of, zerr, RawCtx};
 /// Set in the environment of a memory child: which broker it runs.
 pub const CHILD_ENV: &str = "STREAMQ_BENCH_CHILD";
 pub(crate) const CHILD_SECRET_ENV: &str = "STREAMQ_BENCH_CURVE_SECRET";
+/// The worker endpoint a `stream-dial` child dials.
+pub(crate) const CHILD_ENDPOINT_ENV: &str = "STREAMQ_BENCH_WORKER_ENDPOINT";
 pub(crate) const CHILD_MARKER: &str = "STREAMQ-BENCH-CHILD-READY";
 /// Arguments of a memory child. The benchmark binary ignores them; the smoke test's binary
 /// (libtest) needs them to run only its child entry point, `mem_child_entry`.
@@ -31,8 +33,20 @@ pub(crate) struct ChildBroker {
 
 impl ChildBroker {
     pub(crate) fn spawn(kind: &str, secret: Option<&[u8; 32]>) -> Result<ChildBroker, String> {
+        ChildBroker::spawn_with(kind, secret, None)
+    }
+
+    /// `spawn`, for a `stream-dial` child that dials `endpoint`.
+    pub(crate) fn spawn_with(
+        kind: &str,
+        secret: Option<&[u8; 32]>,
+        endpoint: Option<&str>,
+    ) -> Result<ChildBroker, String> {
         let exe = std::env::current_exe().map_err(|e| format!("current_exe: {e}"))?;
         let mut cmd = Command::new(exe);
+        if let Some(ep) = endpoint {
+            cmd.env(CHILD_ENDPOINT_ENV, ep);
+        }
         cmd.args(CHILD_ARGS)
             .env(CHILD_ENV, kind)
             .stdin(Stdio::piped())
@@ -95,7 +109,7 @@ pub fn child_main_from_env() {
 pub(crate) fn child_main(kind: &str) -> Result<(), String> {
     let ctx = RawCtx::new(None, None)?;
     let (frontend, backend) = match kind {
-        "stream" | "stream-baseline" => (
+        "stream" | "stream-baseline" | "stream-dial" => (
             ctx.socket(zmq_sys::ZMQ_STREAM)?,
             ctx.socket(zmq_sys::ZMQ_STREAM)?,
         ),
@@ -112,9 +126,21 @@ pub(crate) fn child_main(kind: &str) -> Result<(), String> {
     };
     for s in [&frontend, &backend] {
         s.set_linger(0).map_err(zerr("linger"))?;
-        s.bind("tcp://127.0.0.1:0").map_err(zerr("bind"))?;
     }
-    let (fe, be) = (endpoint_of(&frontend)?, endpoint_of(&backend)?);
+    frontend.bind("tcp://127.0.0.1:0").map_err(zerr("bind"))?;
+    let dial_to = std::env::var(CHILD_ENDPOINT_ENV).ok();
+    // Dial-out: the backend stays unbound; the proxy dials the worker itself.
+    if kind != "stream-dial" {
+        backend.bind("tcp://127.0.0.1:0").map_err(zerr("bind"))?;
+    }
+    let fe = endpoint_of(&frontend)?;
+    let be = if kind == "stream-dial" {
+        dial_to
+            .clone()
+            .ok_or("a stream-dial child needs a worker endpoint")?
+    } else {
+        endpoint_of(&backend)?
+    };
     let (ours, mut theirs) = control_pair(&ctx, 0)?;
     let (mut frontend, mut backend) = (frontend, backend);
     let kind = kind.to_string();
@@ -131,6 +157,28 @@ pub(crate) fn child_main(kind: &str) -> Result<(), String> {
                         theirs.as_mut_ptr(),
                     )
                 };
+            }
+            "stream-dial" => {
+                use zmq_proxy_stream::ffi::*;
+                let ep = dial_to.unwrap_or_default();
+                // SAFETY: three live sockets, used by this thread only; the handle is made,
+                // used and destroyed here; ep's bytes are readable for their length.
+                unsafe {
+                    let mut h = zmq_proxy_stream_new();
+                    zmq_proxy_stream_setopt(
+                        h,
+                        zmq_proxy_stream::api::ZMQ_PROXY_STREAM_WORKER_ENDPOINT,
+                        ep.as_ptr().cast(),
+                        ep.len(),
+                    );
+                    zmq_proxy_stream_run(
+                        h,
+                        frontend.as_mut_ptr(),
+                        backend.as_mut_ptr(),
+                        theirs.as_mut_ptr(),
+                    );
+                    zmq_proxy_stream_destroy(&mut h);
+                }
             }
             "steerable" => {
                 let _ = zmq::proxy_steerable(&mut frontend, &mut backend, &mut theirs);

@@ -326,9 +326,11 @@ impl<P: AsRef<[u8]>> Core<P> {
                     }
                 };
                 self.end_pair(now, client, worker, end);
-                // libzmq let go of both at the handover; the relay closed them.
-                self.forget(client, true, now);
-                self.forget(worker, true, now);
+                // libzmq let go of both at the handover (or never had the worker, in
+                // dial-out) and sends no notification for a close the proxy asked for: no
+                // late traffic of theirs can come, so their ids need no tombstone.
+                self.forget(client, false, now);
+                self.forget(worker, false, now);
             }
         }
     }

@@ -1214,9 +1214,9 @@ fn the_relay_reports_a_pair_s_end_with_counters_and_a_close_event() {
             end: c.want,
         };
         assert_eq!(events, [want]);
-        // libzmq's late notifications of these ids are not new connections.
-        s.connect(F, 1);
-        s.connect(B, 10);
+        // libzmq sends no notification for a connection it let go of at the handover (the
+        // proxy asked for that close), so the ids are not remembered: nothing is kept per
+        // session once it is over (dial-out churn keeps the broker's memory flat).
         assert_eq!(s.core.connections(), 0);
         // A report about a pair that is over changes nothing.
         s.core.on_relay_event(s.now, ended(tag, c.end, 1, 1, false));
