@@ -40,6 +40,11 @@ fn manifest_dir() -> &'static Path {
 /// integration tests, into target/<profile>/deps/, next to this test binary; unlike
 /// `cargo build`, `cargo test` does not copy it up to target/<profile>/, so a .so found
 /// there may be stale. Use deps/ first, the profile directory only as a fallback.
+///
+/// The programs find it through their RUNPATH, which LD_LIBRARY_PATH overrides, and cargo
+/// runs tests with LD_LIBRARY_PATH=target/<profile>:target/<profile>/deps:...: a stale
+/// copy in target/<profile> would be loaded instead. `Proc::spawn` puts this directory
+/// first.
 fn library_dir() -> PathBuf {
     let exe = std::env::current_exe().expect("current_exe");
     let deps = exe.parent().expect("test binary has a directory");
@@ -198,6 +203,13 @@ struct Proc {
 
 impl Proc {
     fn spawn(name: &str, cmd: &mut Command) -> Proc {
+        // The library this test run built, not a stale copy (see `library_dir`).
+        let mut path = library_dir().into_os_string();
+        if let Some(inherited) = std::env::var_os("LD_LIBRARY_PATH") {
+            path.push(":");
+            path.push(inherited);
+        }
+        cmd.env("LD_LIBRARY_PATH", path);
         cmd.stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
