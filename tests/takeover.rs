@@ -10,7 +10,7 @@
 mod common;
 mod rawnet;
 
-use std::io::{Read, Write};
+use std::io::{ErrorKind, Read, Write};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -551,6 +551,124 @@ fn idle_peers_child() {
     }
     // stdin closed: the parent is done with us.
     drop(pairs);
+}
+
+/// IDLE_TIMEOUT reaches taken-over pairs: the relay closes a pair without traffic for that
+/// long, on both sides, and the core counts and reports it; a pair with traffic stays open
+/// however long it lives; nothing is closed early.
+#[test]
+fn idle_timeout_closes_quiet_taken_over_pairs_and_only_them() {
+    let _g = serial();
+    const IDLE: Duration = Duration::from_millis(400);
+    // The relay's clock and ours differ by a read and a write at most.
+    const SLACK: Duration = Duration::from_millis(50);
+    let proxy = Proxy::start_config(ProxyConfig {
+        events: Some(EventsKind::Pair),
+        options: vec![
+            (ZMQ_PROXY_STREAM_TAKEOVER, OptValue::Int(1)),
+            (
+                ZMQ_PROXY_STREAM_IDLE_TIMEOUT,
+                OptValue::Int(IDLE.as_millis() as i32),
+            ),
+        ],
+        ..ProxyConfig::new()
+    });
+    let mut busy = raw_pair(&proxy.frontend, &proxy.backend);
+    let mut quiet = raw_pair(&proxy.frontend, &proxy.backend);
+    // raw_pair's last byte (the worker's probe) has arrived: the quiet pair is idle from now.
+    let quiet_since = Instant::now();
+    assert_eq!(proxy.stat(ZMQ_PROXY_STREAM_STAT_PAIRS_TAKEN_OVER), 2);
+    let exchange = |p: &mut RawPair, n: u8| {
+        p.client.write_all(&[n]).unwrap();
+        assert_eq!(read_exact_within(&mut p.worker, 1, LONG), [n]);
+        p.worker.write_all(&[n]).unwrap();
+        assert_eq!(read_exact_within(&mut p.client, 1, LONG), [n]);
+    };
+    // The busy pair exchanges a byte each way every 100 ms (paced by the quiet client's
+    // reads) until the quiet pair is closed.
+    quiet
+        .client
+        .set_read_timeout(Some(Duration::from_millis(100)))
+        .unwrap();
+    let mut n = 0u8;
+    let quiet_closed_after = loop {
+        exchange(&mut busy, n);
+        n = n.wrapping_add(1);
+        let mut buf = [0u8; 16];
+        match quiet.client.read(&mut buf) {
+            Ok(0) => break quiet_since.elapsed(),
+            Ok(k) => panic!("{k} bytes on a quiet pair"),
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
+            Err(_) => break quiet_since.elapsed(),
+        }
+        assert!(
+            quiet_since.elapsed() < 10 * IDLE,
+            "the quiet pair was never closed"
+        );
+    };
+    assert!(
+        quiet_closed_after + SLACK >= IDLE,
+        "closed after {quiet_closed_after:?}, before the idle timeout"
+    );
+    eprintln!("the quiet pair was closed {quiet_closed_after:?} after its last byte");
+    assert!(
+        closed_within(&mut quiet.worker, LONG),
+        "its worker is closed too"
+    );
+    let close = proxy.wait_event("the quiet pair's CLOSE", DEADLINE, |e| e.is_close());
+    assert_eq!(close.reason(), Some("idle-timeout"), "{close:?}");
+    assert_eq!(close.pair(), Some(2), "the quiet pair's: {close:?}");
+    // The busy pair lives on past several idle timeouts while it talks; no other CLOSE.
+    let busy_since = Instant::now();
+    let mut last_byte = busy_since;
+    while busy_since.elapsed() < 3 * IDLE {
+        exchange(&mut busy, n);
+        last_byte = Instant::now();
+        n = n.wrapping_add(1);
+        // Pacing, and a check that nothing else is closed meanwhile.
+        if let Some(e) = proxy.next_event(Duration::from_millis(100)) {
+            assert!(
+                e.is_open(),
+                "a pair closed while the busy pair talks: {e:?}"
+            );
+        }
+    }
+    let s = proxy.stream_stats();
+    assert_eq!(s[ZMQ_PROXY_STREAM_STAT_PAIRS_OPEN as usize], 1);
+    assert_eq!(s[ZMQ_PROXY_STREAM_STAT_CLOSED_IDLE_TIMEOUT as usize], 1);
+    // Then it falls silent, and is closed in its turn.
+    assert!(closed_within(&mut busy.client, LONG));
+    let silent_for = last_byte.elapsed();
+    assert!(
+        silent_for + SLACK >= IDLE,
+        "closed after {silent_for:?} of silence"
+    );
+    assert!(closed_within(&mut busy.worker, LONG));
+    let close = proxy.wait_event("the busy pair's CLOSE", DEADLINE, |e| e.is_close());
+    assert_eq!(close.reason(), Some("idle-timeout"), "{close:?}");
+    let ProxyEvent::Close {
+        bytes_up,
+        bytes_down,
+        ..
+    } = close
+    else {
+        unreachable!()
+    };
+    // Up: the READY (handed to the relay with the pair), the probe, a byte per exchange;
+    // down: the probe and a byte per exchange.
+    let exchanged = u64::from(n);
+    assert_eq!(
+        (bytes_up, bytes_down),
+        (
+            (client_ready().len() + PROBE_LEN) as u64 + exchanged,
+            PROBE_LEN as u64 + exchanged
+        ),
+        "{exchanged} exchanges"
+    );
+    let s = proxy.stream_stats();
+    assert_eq!(s[ZMQ_PROXY_STREAM_STAT_PAIRS_OPEN as usize], 0);
+    assert_eq!(s[ZMQ_PROXY_STREAM_STAT_CLOSED_IDLE_TIMEOUT as usize], 2);
+    assert_eq!(s[ZMQ_PROXY_STREAM_STAT_TAKEOVER_VIOLATIONS as usize], 0);
 }
 
 /// Everything the connection delivers until its end (EOF; a reset fails the test).
