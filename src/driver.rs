@@ -202,7 +202,7 @@ impl Driver {
         loop {
             let now = Instant::now();
             self.core.on_timeout(now);
-            self.take_reports(now);
+            self.take_reports(now)?;
             if fds[DIALER].revents != 0 {
                 fds[DIALER].revents = 0;
                 if let Some(d) = self.dialer.as_mut() {
@@ -414,13 +414,17 @@ impl Driver {
     }
 
     /// What the relay threads reported: pairs that ended, handshakes that completed.
-    fn take_reports(&mut self, now: Instant) {
+    fn take_reports(&mut self, now: Instant) -> Result<(), Errno> {
         let Some(relays) = self.relays.as_mut() else {
-            return;
+            return Ok(());
         };
         while let Some(event) = relays.next_report() {
             self.core.on_relay_event(now, event);
         }
+        if !relays.all_running() {
+            return Err(libc::ENOTRECOVERABLE);
+        }
+        Ok(())
     }
 
     /// What happened on the connections the proxy dialed, told to the core as a STREAM

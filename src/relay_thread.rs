@@ -187,6 +187,14 @@ impl RelayThreads {
         Some(event)
     }
 
+    /// Whether every relay thread is still running (one that stopped on its own panicked: a
+    /// bug, and its pairs would never end).
+    pub fn all_running(&self) -> bool {
+        self.threads
+            .iter()
+            .all(|t| t.join.as_ref().is_some_and(|j| !j.is_finished()))
+    }
+
     /// Reads and writes of all threads so far.
     pub fn totals(&self) -> Totals {
         let mut sum = Totals::default();
@@ -302,7 +310,7 @@ impl Worker {
                     }
                 }
                 Command::Abort(tag) => self.relay.abort(tag),
-                Command::Pause(p) => self.relay.set_paused(p),
+                Command::Pause(p) => self.relay.set_paused(now, p),
             }
         }
     }

@@ -259,12 +259,17 @@ impl Relay {
         }
     }
 
-    /// PAUSE: no connection is read or written until RESUME.
-    pub fn set_paused(&mut self, paused: bool) {
+    /// PAUSE: no connection is read or written, and no deadline runs, until RESUME. Time
+    /// spent paused does not count towards a pair's idle timeout: a paused pair is not idle
+    /// by its own doing.
+    pub fn set_paused(&mut self, now: Instant, paused: bool) {
         let resumed = self.paused && !paused;
         self.paused = paused;
         if resumed {
             for slot in 0..self.pairs.len() {
+                if let Some(p) = self.pairs[slot].as_mut() {
+                    p.last_activity = p.last_activity.max(now);
+                }
                 self.mark_ready(slot);
             }
         }
@@ -275,10 +280,16 @@ impl Relay {
     }
 
     pub fn next_timeout(&self) -> Option<Instant> {
+        if self.paused {
+            return None;
+        }
         self.timers.peek().map(|Reverse((at, ..))| *at)
     }
 
     pub fn on_timeout(&mut self, now: Instant) {
+        if self.paused {
+            return;
+        }
         while let Some(Reverse((at, slot, tag, kind))) = self.timers.peek().copied() {
             if at > now {
                 break;
@@ -300,11 +311,7 @@ impl Relay {
                     (p.last_activity.max(from) + self.limits.linger, p.closer())
                 }
             };
-            if self.paused {
-                // A paused pair is not idle by its own doing: look again after RESUME.
-                self.timers
-                    .push(Reverse((now + Duration::from_millis(100), slot, tag, kind)));
-            } else if now >= due {
+            if now >= due {
                 p.ending = Some(end);
                 self.mark_ready(slot);
             } else {

@@ -341,12 +341,12 @@ fn paused_pairs_do_no_io_and_resume_where_they_were() {
     let client = Peer::new(pattern(1, 100_000), true, 8192, 8192);
     let worker = Peer::new(pattern(2, 100_000), true, 8192, 8192);
     let mut sim = RelaySim::new(5, [client, worker], Vec::new(), 16384);
-    sim.relay.set_paused(true);
+    sim.relay.set_paused(sim.now, true);
     for _ in 0..1000 {
         sim.peers_step();
         assert!(sim.relay.next_io().is_none(), "I/O while paused");
     }
-    sim.relay.set_paused(false);
+    sim.relay.set_paused(sim.now, false);
     sim.run(200_000);
     assert!(sim.delivered(End::Worker) == pattern(1, 100_000));
     assert!(sim.delivered(End::Client) == pattern(2, 100_000));
