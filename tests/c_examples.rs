@@ -1171,3 +1171,66 @@ fn a_worker_killed_mid_stream_closes_its_client_promptly_and_no_other_pair() {
     terminate(progs, broker);
     assert_eq!(sessions_of(&stop_worker(&mut survivor)), 1);
 }
+
+/// A client process killed mid-stream (SIGKILL): the broker ends its taken-over pair and
+/// closes the worker's connection, the worker (libzmq reconnecting by itself) is back in
+/// the pool within moments, and the next client is served by it.
+#[test]
+fn a_client_killed_mid_stream_frees_its_worker_for_the_next_client() {
+    let progs = programs();
+    let keys = keygen(progs);
+    let broker = start_broker(progs);
+    // One slot: the next client can only be served once it is free again.
+    let mut worker = start_worker(progs, &broker, &keys, "w1", 1);
+    let mut doomed = start_client(progs, &broker, &keys.public, 1, 10_000_000, 60.0);
+    wait_for_statistics(progs, &broker, |s| s[1] > 1_000_000);
+    assert_eq!(
+        stream_stats(&broker)[ZMQ_PROXY_STREAM_STAT_PAIRS_TAKEN_OVER as usize],
+        1
+    );
+
+    doomed.signal(libc::SIGKILL);
+    let killed_at = Instant::now();
+    let status = doomed.wait_exit(STARTUP);
+    assert_eq!(
+        std::os::unix::process::ExitStatusExt::signal(&status),
+        Some(libc::SIGKILL)
+    );
+    // Closing its connection is prompt; libzmq then reconnects it within its reconnect
+    // interval (100 ms).
+    common::wait_until(
+        "the worker's slot is idle again",
+        Duration::from_secs(5),
+        || {
+            let s = stream_stats(&broker);
+            s[ZMQ_PROXY_STREAM_STAT_PAIRS_OPEN as usize] == 0
+                && s[ZMQ_PROXY_STREAM_STAT_WORKERS_IDLE_CURVE as usize] == 1
+        },
+    );
+    eprintln!(
+        "the worker's slot was idle again {:?} after the kill",
+        killed_at.elapsed()
+    );
+
+    let mut next = start_client(
+        progs,
+        &broker,
+        &keys.public,
+        2,
+        10,
+        CLIENT_DEADLINE_S as f64,
+    );
+    expect_client_ok(&mut next, 2, 10);
+    let s = stream_stats(&broker);
+    assert_eq!(
+        s[ZMQ_PROXY_STREAM_STAT_PAIRS_TAKEN_OVER as usize], 2,
+        "{s:?}"
+    );
+    assert_eq!(s[ZMQ_PROXY_STREAM_STAT_TAKEOVER_VIOLATIONS as usize], 0);
+    terminate(progs, broker);
+    assert_eq!(
+        sessions_of(&stop_worker(&mut worker)),
+        2,
+        "one CURVE session per client, on one slot"
+    );
+}
