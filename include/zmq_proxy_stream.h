@@ -132,18 +132,16 @@
  * string: a worker endpoint to dial ("tcp://10.0.0.5:5600", "ipc:///run/worker.sock"), for
  * the dial-out topology. Each call adds one; an empty string clears the list. With at least
  * one endpoint set the proxy makes its own worker connections: for each screened client it
- * calls zmq_connect() on the backend socket, which must be a ZMQ_STREAM socket that is
- * neither bound nor connected by the caller, to the endpoint with the fewest open pairs
- * (ties in turn), with a routing id of its own (ZMQ_CONNECT_ROUTING_ID, 9 bytes starting
- * with 0x01, which libzmq never assigns itself). Workers bind a ROUTER socket (a CURVE
- * server) there; a client with a wrong server key then costs that worker one connection
- * and nothing else. When the pair ends the proxy closes that connection for good, so libzmq
- * never reconnects it. Connections that reach the backend in any other way are closed and
- * counted as rejected workers. Cost to know: libzmq 4.3 keeps a record of every
- * zmq_connect() a socket made until the socket is closed (measured: about 330 bytes per
- * client over 70,000 clients), so a broker that serves millions of clients in dial-out
- * should close and remake its backend socket now and then (TERMINATE, then run again).
- * Default: none (dial-in: workers connect to the backend).
+ * connects (a non-blocking connect(2) of its own; libzmq never sees these connections) to
+ * the endpoint with the fewest open pairs (ties in turn). The backend socket must still be
+ * a ZMQ_STREAM socket that is neither bound nor connected by the caller; connections that
+ * reach it in any other way are closed and counted as rejected workers. Host names in tcp://
+ * endpoints are resolved once, when first dialed (a blocking lookup on the proxy's thread:
+ * prefer addresses). Workers bind a ROUTER socket (a CURVE server) there; a client with a
+ * wrong server key then costs that worker one connection and nothing else. A refused
+ * connection fails at once and marks the endpoint down. When the pair ends the proxy closes
+ * the connection; nothing reconnects it. Memory and session rate stay flat however many
+ * clients the broker serves. Default: none (dial-in: workers connect to the backend).
  */
 #define ZMQ_PROXY_STREAM_WORKER_ENDPOINT 15
 
