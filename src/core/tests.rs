@@ -1337,3 +1337,45 @@ fn a_slot_freed_by_a_relayed_pair_s_end_is_handed_over_too() {
     let st = *s.core.stats();
     assert_eq!((st.pairs_open, st.pairs_taken_over), (1, 2));
 }
+
+#[test]
+fn a_relayed_pair_holds_its_client_s_address_slot_until_the_relay_reports_its_end() {
+    let mut limits = Limits::default();
+    limits.policy.max_per_address = Some(1);
+    let mut s = Sim::new(limits);
+    // Every known client comes from 127.0.0.1.
+    let tag = s.taken_pair(1, 10);
+    s.known_worker(11, CURVE);
+    s.connect(F, 2);
+    s.recv_known(F, 2, &libzmq_greeting(CURVE, false));
+    assert!(
+        s.is_closed(F, 2),
+        "the address's one slot is the relayed pair's"
+    );
+    assert_eq!(s.core.stats().reject_per_address, 1);
+    s.core
+        .on_relay_event(s.now, ended(tag, RelayEnd::ClientClosed, 0, 0, true));
+    s.known_client(3, CURVE);
+    assert!(!s.is_closed(F, 3), "the slot is free again");
+    assert_eq!(s.core.stats().pairs_open, 1);
+    assert!(s.handover().is_some());
+    assert!(s.core.per_address.len() <= 1);
+}
+
+#[test]
+fn handshakes_failing_on_relayed_pairs_ban_the_client_s_address() {
+    let mut limits = Limits::default();
+    limits.policy.fail_ban = Some(2);
+    let mut s = Sim::new(limits);
+    for (c, w) in [(1, 10), (2, 11)] {
+        let tag = s.taken_pair(c, w);
+        // The worker closed before its side of the handshake completed.
+        s.core
+            .on_relay_event(s.now, ended(tag, RelayEnd::WorkerClosed, 202, 0, false));
+    }
+    assert_eq!(s.core.stats().handshakes_failed, 2);
+    s.connect(F, 3);
+    s.recv_known(F, 3, &libzmq_greeting(CURVE, false));
+    assert!(s.is_closed(F, 3), "banned");
+    assert_eq!(s.core.stats().reject_banned, 1);
+}
