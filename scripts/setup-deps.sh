@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Installs what a fresh Debian/Ubuntu machine with Rust lacks to build and test this project:
-# libzmq3-dev (the system libzmq the library links), pkg-config, a C compiler and make.
+# libzmq3-dev (the system libzmq the library links), pkg-config, a C compiler and make; and
+# for scripts/install.sh and its test (tests/install.rs): binutils (strip, readelf, nm) and
+# cmake.
 # Does nothing when they are present. Uses sudo when not run as root.
 set -euo pipefail
 
@@ -9,6 +11,8 @@ command -v pkg-config >/dev/null 2>&1 || need+=(pkg-config)
 pkg-config --exists libzmq 2>/dev/null || need+=(libzmq3-dev)
 command -v cc >/dev/null 2>&1 || need+=(gcc libc6-dev)
 command -v make >/dev/null 2>&1 || need+=(make)
+command -v readelf >/dev/null 2>&1 || need+=(binutils)
+command -v cmake >/dev/null 2>&1 || need+=(cmake)
 if ((${#need[@]})); then
     sudo=""
     [ "$(id -u)" = 0 ] || sudo="sudo"

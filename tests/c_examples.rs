@@ -104,6 +104,21 @@ fn remove_stale_build_dirs(tmp: &Path) {
     }
 }
 
+/// The library's SONAME is libzmq_proxy_stream.so.0 (build.rs), so a program linked with
+/// -lzmq_proxy_stream needs that name at run time, which cargo does not make: a directory
+/// under `build` with both names linked to the library cargo built.
+fn soname_link_dir(libdir: &Path, build: &Path) -> PathBuf {
+    let dir = build.join("lib");
+    std::fs::create_dir_all(&dir).expect("create lib directory");
+    for name in ["libzmq_proxy_stream.so", "libzmq_proxy_stream.so.0"] {
+        let link = dir.join(name);
+        let _ = std::fs::remove_file(&link);
+        std::os::unix::fs::symlink(libdir.join("libzmq_proxy_stream.so"), &link)
+            .expect("symlink the library");
+    }
+    dir
+}
+
 /// Compiles every example with `cc -Wall -Wextra -Werror -std=c11` (the Makefile's flags),
 /// in parallel; panics with the compiler's output on any warning or error.
 fn programs() -> &'static Programs {
@@ -116,6 +131,7 @@ fn programs() -> &'static Programs {
         remove_stale_build_dirs(&tmp);
         let dir = tmp.join(format!("c_examples-{}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("create build directory");
+        let libdir = soname_link_dir(&libdir, &dir);
         let cc = std::env::var("CC").unwrap_or_else(|_| "cc".to_owned());
         let (zmq_cflags, zmq_libs) = zmq_flags();
         let builds: Vec<(&str, bool)> = vec![

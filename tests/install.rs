@@ -1,0 +1,365 @@
+//! `scripts/install.sh` as a user meets it: installs what this `cargo test` built into a
+//! temporary prefix, then, outside the source tree and from the installed files only,
+//! compiles examples-c with pkg-config and with CMake's find_package (shared and static),
+//! runs one CURVE session through each broker, and checks the ELF identity (SONAME, NEEDED,
+//! exported symbols, no RPATH), that no path of the build tree is baked into what was
+//! installed, and that uninstall removes exactly what install made.
+//!
+//! Needs cc, pkg-config, cmake, readelf and nm (scripts/setup-deps.sh installs them).
+
+mod programs;
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use programs::{check_output, compile_c, manifest_dir, pkg_config, Peers, Proc, ANY_PORT, STARTUP};
+
+/// The functions include/zmq_proxy_stream.h declares: `<type> zmq_proxy_stream...(`.
+fn header_functions() -> BTreeSet<String> {
+    let header = std::fs::read_to_string(manifest_dir().join("include/zmq_proxy_stream.h"))
+        .expect("read the header");
+    header
+        .lines()
+        .filter(|l| !l.starts_with(' ') && !l.starts_with('#') && !l.starts_with('/'))
+        .filter_map(|l| {
+            let (head, _) = l.split_once('(')?;
+            let name = head.rsplit([' ', '*']).next()?;
+            name.starts_with("zmq_proxy_stream")
+                .then(|| name.to_owned())
+        })
+        .collect()
+}
+
+/// `bytes` with every occurrence of `cut` removed.
+fn without(bytes: &[u8], cut: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i..].starts_with(cut) {
+            i += cut.len();
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    out
+}
+
+fn readelf_dynamic(file: &Path) -> String {
+    check_output("readelf -d", Command::new("readelf").arg("-d").arg(file))
+}
+
+/// The `[value]` of each dynamic-section line of `tag` (NEEDED, SONAME, RPATH, RUNPATH).
+fn dynamic_entries(dynamic: &str, tag: &str) -> Vec<String> {
+    let tag = format!("({tag})");
+    dynamic
+        .lines()
+        .filter(|l| l.split_whitespace().nth(1) == Some(tag.as_str()))
+        .filter_map(|l| Some(l.split_once('[')?.1.split_once(']')?.0.to_owned()))
+        .collect()
+}
+
+/// Files and symbolic links under `dir`, as absolute paths.
+fn files_under(dir: &Path) -> BTreeSet<PathBuf> {
+    let mut found = BTreeSet::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        for entry in std::fs::read_dir(&d).expect("read_dir").flatten() {
+            let kind = entry.file_type().expect("file_type");
+            if kind.is_dir() {
+                todo.push(entry.path());
+            } else {
+                found.insert(entry.path());
+            }
+        }
+    }
+    found
+}
+
+fn install_sh(prefix: &Path, action: &str, artifacts: &Path) -> String {
+    check_output(
+        &format!("install.sh {action}"),
+        Command::new("bash")
+            .arg(manifest_dir().join("scripts/install.sh"))
+            .arg(action)
+            .env("PREFIX", prefix)
+            .env_remove("DESTDIR")
+            .env_remove("LIBDIR")
+            .env("STREAMQ_ARTIFACTS", artifacts),
+    )
+}
+
+/// The broker of examples-c: binds ports the OS picks; returns it and its endpoints.
+fn start_broker(path: &Path, name: &str, ld_path: &Path) -> (Proc, String, String) {
+    let broker = Proc::spawn(
+        name,
+        Command::new(path)
+            .env("LD_LIBRARY_PATH", ld_path)
+            .args([ANY_PORT, ANY_PORT, ANY_PORT]),
+    );
+    let line = broker.wait_line("listening", STARTUP, |l| {
+        l.starts_with("broker: listening ")
+    });
+    let field = |key: &str| -> String {
+        line.split_whitespace()
+            .find_map(|w| w.strip_prefix(key))
+            .unwrap_or_else(|| panic!("no {key} in {line:?}"))
+            .to_owned()
+    };
+    (broker, field("frontend="), field("backend="))
+}
+
+/// One CURVE session through `broker_path` (one worker slot, one client), then SIGTERM:
+/// the broker exits 0.
+fn curve_session_through(peers: &Peers, broker_path: &Path, name: &str, ld_path: &Path) {
+    let keys = peers.keygen();
+    let (mut broker, frontend, backend) = start_broker(broker_path, name, ld_path);
+    let mut worker = peers.worker(&keys, &backend, &format!("{name}-w"), 1);
+    peers.client_session(&keys, &frontend, 1, 5);
+    broker.signal(libc::SIGTERM);
+    let status = broker.wait_exit(STARTUP);
+    assert!(
+        status.success(),
+        "{name} exited {status}:\n{}",
+        broker.log()
+    );
+    worker.signal(libc::SIGTERM);
+    worker.wait_exit(STARTUP);
+}
+
+#[test]
+fn install_build_against_it_and_uninstall() {
+    let built = programs::library_dir();
+    let scratch = programs::scratch_dir("install");
+    let prefix = scratch.join("prefix");
+    install_sh(&prefix, "install", &built);
+    let libdir = prefix.join("lib");
+
+    // What is there is exactly what `list` says, and includes the promised files.
+    let listed: BTreeSet<PathBuf> = install_sh(&prefix, "list", &built)
+        .lines()
+        .map(PathBuf::from)
+        .collect();
+    assert_eq!(
+        files_under(&prefix),
+        listed,
+        "installed files != install.sh list"
+    );
+    for want in [
+        "lib/libzmq_proxy_stream.so.0.1.0",
+        "lib/libzmq_proxy_stream.so.0",
+        "lib/libzmq_proxy_stream.so",
+        "lib/libzmq_proxy_stream.a",
+        "include/zmq_proxy_stream.h",
+        "lib/pkgconfig/libzmq_proxy_stream.pc",
+        "lib/cmake/zmq_proxy_stream/zmq_proxy_stream-config.cmake",
+    ] {
+        assert!(listed.contains(&prefix.join(want)), "{want} not installed");
+    }
+    let link = |name: &str| std::fs::read_link(libdir.join(name)).expect("a symlink");
+    assert_eq!(
+        link("libzmq_proxy_stream.so.0"),
+        Path::new("libzmq_proxy_stream.so.0.1.0")
+    );
+    assert_eq!(
+        link("libzmq_proxy_stream.so"),
+        Path::new("libzmq_proxy_stream.so.0")
+    );
+
+    // ELF identity of the installed library.
+    let so = libdir.join("libzmq_proxy_stream.so.0.1.0");
+    let dynamic = readelf_dynamic(&so);
+    assert_eq!(
+        dynamic_entries(&dynamic, "SONAME"),
+        ["libzmq_proxy_stream.so.0"],
+        "{dynamic}"
+    );
+    assert!(
+        dynamic_entries(&dynamic, "NEEDED").contains(&"libzmq.so.5".to_owned()),
+        "the library links the system libzmq.so.5:\n{dynamic}"
+    );
+    for tag in ["RPATH", "RUNPATH"] {
+        assert!(
+            dynamic_entries(&dynamic, tag).is_empty(),
+            "{tag} in the library:\n{dynamic}"
+        );
+    }
+    let exported: BTreeSet<String> = check_output(
+        "nm -D",
+        Command::new("nm")
+            .args(["-D", "--defined-only", "--format=just-symbols"])
+            .arg(&so),
+    )
+    .lines()
+    .map(str::to_owned)
+    .collect();
+    assert_eq!(
+        exported,
+        header_functions(),
+        "the exported symbols are exactly the header's functions"
+    );
+
+    // No path of the build tree in anything installed (debug info is stripped on install).
+    let target_dir = built
+        .ancestors()
+        .find(|d| d.join("CACHEDIR.TAG").exists())
+        .unwrap_or(&built)
+        .to_path_buf();
+    for file in &listed {
+        if file.is_symlink() {
+            continue;
+        }
+        let bytes = std::fs::read(file).expect("read an installed file");
+        // The prefix itself lies under the target directory here: its own path is allowed.
+        let bytes = without(&bytes, prefix.to_str().expect("utf-8 path").as_bytes());
+        for tree in [manifest_dir(), target_dir.as_path()] {
+            let needle = tree.to_str().expect("utf-8 path").as_bytes();
+            assert!(
+                !bytes.windows(needle.len()).any(|w| w == needle),
+                "{} contains the build-tree path {}",
+                file.display(),
+                tree.display()
+            );
+        }
+    }
+
+    // examples-c, copied outside the source tree, built from the installed files only.
+    let src = scratch.join("examples-c");
+    std::fs::create_dir_all(&src).expect("mkdir");
+    for entry in std::fs::read_dir(manifest_dir().join("examples-c"))
+        .expect("examples-c")
+        .flatten()
+    {
+        let path = entry.path();
+        if path.is_file() {
+            std::fs::copy(&path, src.join(entry.file_name())).expect("copy an example");
+        }
+    }
+    let bin = scratch.join("bin");
+    std::fs::create_dir_all(&bin).expect("mkdir");
+    let peers = programs::build_peers(&bin);
+
+    // 1. pkg-config, shared and static.
+    let pc_path = libdir.join("pkgconfig");
+    let shared = pkg_config(
+        Some(&pc_path),
+        &["--cflags", "--libs", "libzmq_proxy_stream"],
+    );
+    assert!(
+        shared.contains(&format!("-I{}", prefix.join("include").display())),
+        "pkg-config --cflags names the installed include directory: {shared:?}"
+    );
+    let static_flags = {
+        let mut f = pkg_config(Some(&pc_path), &["--cflags", "libzmq_proxy_stream"]);
+        f.push(libdir.join("libzmq_proxy_stream.a").display().to_string());
+        f.extend(
+            pkg_config(
+                Some(&pc_path),
+                &["--static", "--libs-only-l", "libzmq_proxy_stream"],
+            )
+            .into_iter()
+            .filter(|l| l != "-lzmq_proxy_stream"),
+        );
+        f
+    };
+    let pc_broker = bin.join("broker-pkg-config");
+    let pc_check_static = bin.join("check_api-static");
+    std::thread::scope(|s| {
+        s.spawn(|| compile_c(&src.join("broker.c"), &pc_broker, &shared));
+        s.spawn(|| compile_c(&src.join("check_api.c"), &pc_check_static, &static_flags));
+    });
+    let dynamic = readelf_dynamic(&pc_broker);
+    let needed = dynamic_entries(&dynamic, "NEEDED");
+    assert!(
+        needed.contains(&"libzmq_proxy_stream.so.0".to_owned()),
+        "the program needs the SONAME, not the .so: {needed:?}"
+    );
+    let static_dynamic = readelf_dynamic(&pc_check_static);
+    assert!(
+        !dynamic_entries(&static_dynamic, "NEEDED")
+            .iter()
+            .any(|n| n.contains("zmq_proxy_stream")),
+        "check_api linked with libzmq_proxy_stream.a needs no shared copy:\n{static_dynamic}"
+    );
+    let out = check_output("check_api (static)", &mut Command::new(&pc_check_static));
+    assert!(out.contains("checks passed"), "{out}");
+    curve_session_through(&peers, &pc_broker, "broker-pkg-config", &libdir);
+
+    // 2. CMake find_package (examples-c/CMakeLists.txt), shared and static.
+    let build = scratch.join("cmake-build");
+    check_output(
+        "cmake configure",
+        Command::new("cmake")
+            .arg("-S")
+            .arg(&src)
+            .arg("-B")
+            .arg(&build)
+            .arg(format!("-DCMAKE_PREFIX_PATH={}", prefix.display()))
+            .env_remove("PKG_CONFIG_PATH"),
+    );
+    check_output(
+        "cmake --build",
+        Command::new("cmake")
+            .arg("--build")
+            .arg(&build)
+            .args(["-j", "2"]),
+    );
+    let cmake_broker = build.join("broker");
+    let needed = dynamic_entries(&readelf_dynamic(&cmake_broker), "NEEDED");
+    assert!(
+        needed.contains(&"libzmq_proxy_stream.so.0".to_owned()),
+        "{needed:?}"
+    );
+    let out = check_output(
+        "check_api_static (cmake)",
+        &mut Command::new(build.join("check_api_static")),
+    );
+    assert!(out.contains("checks passed"), "{out}");
+    curve_session_through(&peers, &cmake_broker, "broker-cmake", &libdir);
+
+    // Uninstall leaves no file behind.
+    install_sh(&prefix, "uninstall", &built);
+    let left = files_under(&prefix);
+    assert!(left.is_empty(), "uninstall left {left:?}");
+    assert!(
+        !libdir.join("cmake/zmq_proxy_stream").exists(),
+        "uninstall removes the package's own CMake directory"
+    );
+}
+
+#[test]
+fn destdir_stages_files_with_final_paths_inside() {
+    let built = programs::library_dir();
+    let scratch = programs::scratch_dir("install-destdir");
+    let destdir = scratch.join("stage");
+    let run = |action: &str| {
+        check_output(
+            &format!("install.sh {action} with DESTDIR"),
+            Command::new("bash")
+                .arg(manifest_dir().join("scripts/install.sh"))
+                .arg(action)
+                .env("PREFIX", "/usr")
+                .env("DESTDIR", &destdir)
+                .env_remove("LIBDIR")
+                .env("STREAMQ_ARTIFACTS", &built),
+        )
+    };
+    run("install");
+    let listed: BTreeSet<PathBuf> = run("list").lines().map(PathBuf::from).collect();
+    assert_eq!(files_under(&destdir), listed);
+    assert!(
+        listed.iter().all(|p| p.starts_with(destdir.join("usr"))),
+        "{listed:?}"
+    );
+    let pc = std::fs::read_to_string(destdir.join("usr/lib/pkgconfig/libzmq_proxy_stream.pc"))
+        .expect("the .pc file");
+    assert!(
+        pc.lines().any(|l| l == "prefix=/usr"),
+        "the final prefix, not DESTDIR:\n{pc}"
+    );
+    assert!(pc.lines().any(|l| l == "Requires: libzmq"), "{pc}");
+    assert!(!pc.contains(destdir.to_str().expect("utf-8")), "{pc}");
+    run("uninstall");
+    assert!(files_under(&destdir).is_empty());
+}
