@@ -10,6 +10,7 @@
 #     include/zmq_proxy_stream.h
 #     lib/pkgconfig/libzmq_proxy_stream.pc            (Requires: libzmq)
 #     lib/cmake/zmq_proxy_stream/*.cmake              (find_package(zmq_proxy_stream))
+#     share/man/man{1,3,7}/...                        (generated from man/*.scd by scdoc)
 #   uninstall          removes exactly the files `install` makes (and the package's own
 #                      lib/cmake/zmq_proxy_stream directory); shared directories such as
 #                      lib/pkgconfig stay
@@ -18,6 +19,7 @@
 # Environment:
 #   PREFIX   where to install (default /usr/local)
 #   LIBDIR   where the libraries go (default $PREFIX/lib)
+#   MANDIR   where the man pages go (default $PREFIX/share/man)
 #   DESTDIR  staging root for packagers: files go to $DESTDIR$PREFIX/..., while every path
 #            written into them (pkg-config, CMake) is the final one, $PREFIX/...
 #   STREAMQ_ARTIFACTS  a directory that already holds libzmq_proxy_stream.so and
@@ -26,7 +28,7 @@
 #   STRIP    1 (default): installed binaries lose their debug information, which names the
 #            build tree; 0 keeps it
 #
-# Needs: cargo (unless STREAMQ_ARTIFACTS), install, ln, strip (binutils).
+# Needs: cargo (unless STREAMQ_ARTIFACTS), install, ln, strip (binutils), scdoc.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -36,6 +38,8 @@ PREFIX=${PREFIX%/}
 LIBDIR=${LIBDIR:-$PREFIX/lib}
 LIBDIR=${LIBDIR%/}
 INCLUDEDIR=$PREFIX/include
+MANDIR=${MANDIR:-$PREFIX/share/man}
+MANDIR=${MANDIR%/}
 DESTDIR=${DESTDIR:-}
 STRIP=${STRIP:-1}
 
@@ -46,6 +50,7 @@ die() {
 
 case $PREFIX in /*) ;; *) die "PREFIX must be an absolute path, not '$PREFIX'" ;; esac
 case $LIBDIR in /*) ;; *) die "LIBDIR must be an absolute path, not '$LIBDIR'" ;; esac
+case $MANDIR in /*) ;; *) die "MANDIR must be an absolute path, not '$MANDIR'" ;; esac
 
 VERSION=$(sed -n 's/^version = "\([0-9][0-9.]*\)"$/\1/p' "$ROOT/Cargo.toml" | head -n1)
 [[ $VERSION =~ ^([0-9]+)\.[0-9]+\.[0-9]+$ ]] || die "no version in Cargo.toml"
@@ -55,8 +60,25 @@ REAL=$LIB.so.$VERSION
 SONAME=$LIB.so.$MAJOR
 CMAKEDIR=$LIBDIR/cmake/zmq_proxy_stream
 
+# The man pages' sources: man/NAME.SECTION.scd.
+man_sources() {
+    local src
+    for src in "$ROOT"/man/*.scd; do
+        [[ -e $src ]] && basename "$src" .scd
+    done
+}
+
+# NAME.SECTION -> its installed path.
+man_path() {
+    echo "$MANDIR/man${1##*.}/$1"
+}
+
 # Every path `install` makes, without DESTDIR.
 manifest() {
+    local page
+    while IFS= read -r page; do
+        man_path "$page"
+    done < <(man_sources)
     printf '%s\n' \
         "$LIBDIR/$REAL" "$LIBDIR/$SONAME" "$LIBDIR/$LIB.so" "$LIBDIR/$LIB.a" \
         "$INCLUDEDIR/zmq_proxy_stream.h" \
@@ -186,6 +208,17 @@ do_install() {
     write_cmake_version >"$tmp/config-version.cmake"
     install_file 0644 "$tmp/config.cmake" "$CMAKEDIR/zmq_proxy_stream-config.cmake"
     install_file 0644 "$tmp/config-version.cmake" "$CMAKEDIR/zmq_proxy_stream-config-version.cmake"
+    command -v scdoc >/dev/null 2>&1 || die "scdoc is needed for the man pages (apt-get install scdoc)"
+    # The pages' date: the last commit's, so that the same sources give the same pages.
+    if [[ -z ${SOURCE_DATE_EPOCH:-} ]] && git -C "$ROOT" rev-parse --git-dir >/dev/null 2>&1; then
+        SOURCE_DATE_EPOCH=$(git -C "$ROOT" log -1 --format=%ct)
+        export SOURCE_DATE_EPOCH
+    fi
+    local page
+    while IFS= read -r page; do
+        scdoc <"$ROOT/man/$page.scd" >"$tmp/$page"
+        install_file 0644 "$tmp/$page" "$(man_path "$page")"
+    done < <(man_sources)
     echo "installed streamq-proxy $VERSION into ${DESTDIR}$PREFIX:" >&2
     manifest | sed "s|^|  $DESTDIR|" >&2
 }

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Installs what a fresh Debian/Ubuntu machine with Rust lacks to build and test this project:
 # libzmq3-dev (the system libzmq the library links), pkg-config, a C compiler and make; and
-# for scripts/install.sh and its test (tests/install.rs): binutils (strip, readelf, nm) and
-# cmake.
+# for scripts/install.sh and its tests (tests/install.rs, tests/man_pages.rs): binutils
+# (strip, readelf, nm), cmake, scdoc (the man pages' source format) and groff.
 # Does nothing when they are present. Uses sudo when not run as root.
 set -euo pipefail
 
@@ -13,6 +13,8 @@ command -v cc >/dev/null 2>&1 || need+=(gcc libc6-dev)
 command -v make >/dev/null 2>&1 || need+=(make)
 command -v readelf >/dev/null 2>&1 || need+=(binutils)
 command -v cmake >/dev/null 2>&1 || need+=(cmake)
+command -v scdoc >/dev/null 2>&1 || need+=(scdoc)
+command -v groff >/dev/null 2>&1 || need+=(groff-base)
 if ((${#need[@]})); then
     sudo=""
     [ "$(id -u)" = 0 ] || sudo="sudo"

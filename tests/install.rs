@@ -5,7 +5,7 @@
 //! exported symbols, no RPATH), that no path of the build tree is baked into what was
 //! installed, and that uninstall removes exactly what install made.
 //!
-//! Needs cc, pkg-config, cmake, readelf and nm (scripts/setup-deps.sh installs them).
+//! Needs cc, pkg-config, cmake, readelf, nm and scdoc (scripts/setup-deps.sh installs them).
 
 mod programs;
 
@@ -154,6 +154,10 @@ fn install_build_against_it_and_uninstall() {
         "include/zmq_proxy_stream.h",
         "lib/pkgconfig/libzmq_proxy_stream.pc",
         "lib/cmake/zmq_proxy_stream/zmq_proxy_stream-config.cmake",
+        "share/man/man3/zmq_proxy_stream.3",
+        "share/man/man3/zmq_proxy_stream_setopt.3",
+        "share/man/man7/zmq_proxy_stream.7",
+        "share/man/man1/zmq-proxy-stream.1",
     ] {
         assert!(listed.contains(&prefix.join(want)), "{want} not installed");
     }
