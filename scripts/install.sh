@@ -11,6 +11,7 @@
 #     lib/pkgconfig/libzmq_proxy_stream.pc            (Requires: libzmq)
 #     lib/cmake/zmq_proxy_stream/*.cmake              (find_package(zmq_proxy_stream))
 #     share/man/man{1,3,7}/...                        (generated from man/*.scd by scdoc)
+#     bin/zmq-proxy-stream                            (the broker command)
 #   uninstall          removes exactly the files `install` makes (and the package's own
 #                      lib/cmake/zmq_proxy_stream directory); shared directories such as
 #                      lib/pkgconfig stay
@@ -18,12 +19,13 @@
 #
 # Environment:
 #   PREFIX   where to install (default /usr/local)
+#   BINDIR   where the command goes (default $PREFIX/bin)
 #   LIBDIR   where the libraries go (default $PREFIX/lib)
 #   MANDIR   where the man pages go (default $PREFIX/share/man)
 #   DESTDIR  staging root for packagers: files go to $DESTDIR$PREFIX/..., while every path
 #            written into them (pkg-config, CMake) is the final one, $PREFIX/...
-#   STREAMQ_ARTIFACTS  a directory that already holds libzmq_proxy_stream.so and
-#            libzmq_proxy_stream.a: nothing is built (packagers, and tests/install.rs, which
+#   STREAMQ_ARTIFACTS  a directory that already holds libzmq_proxy_stream.so,
+#            libzmq_proxy_stream.a and zmq-proxy-stream: nothing is built (packagers, and tests/install.rs, which
 #            runs inside `cargo test`)
 #   STRIP    1 (default): installed binaries lose their debug information, which names the
 #            build tree; 0 keeps it
@@ -38,6 +40,8 @@ PREFIX=${PREFIX%/}
 LIBDIR=${LIBDIR:-$PREFIX/lib}
 LIBDIR=${LIBDIR%/}
 INCLUDEDIR=$PREFIX/include
+BINDIR=${BINDIR:-$PREFIX/bin}
+BINDIR=${BINDIR%/}
 MANDIR=${MANDIR:-$PREFIX/share/man}
 MANDIR=${MANDIR%/}
 DESTDIR=${DESTDIR:-}
@@ -51,6 +55,7 @@ die() {
 case $PREFIX in /*) ;; *) die "PREFIX must be an absolute path, not '$PREFIX'" ;; esac
 case $LIBDIR in /*) ;; *) die "LIBDIR must be an absolute path, not '$LIBDIR'" ;; esac
 case $MANDIR in /*) ;; *) die "MANDIR must be an absolute path, not '$MANDIR'" ;; esac
+case $BINDIR in /*) ;; *) die "BINDIR must be an absolute path, not '$BINDIR'" ;; esac
 
 VERSION=$(sed -n 's/^version = "\([0-9][0-9.]*\)"$/\1/p' "$ROOT/Cargo.toml" | head -n1)
 [[ $VERSION =~ ^([0-9]+)\.[0-9]+\.[0-9]+$ ]] || die "no version in Cargo.toml"
@@ -84,7 +89,8 @@ manifest() {
         "$INCLUDEDIR/zmq_proxy_stream.h" \
         "$LIBDIR/pkgconfig/$LIB.pc" \
         "$CMAKEDIR/zmq_proxy_stream-config.cmake" \
-        "$CMAKEDIR/zmq_proxy_stream-config-version.cmake"
+        "$CMAKEDIR/zmq_proxy_stream-config-version.cmake" \
+        "$BINDIR/zmq-proxy-stream"
 }
 
 write_pc() {
@@ -179,7 +185,7 @@ artifacts() {
         ARTIFACTS=$target/release
     fi
     local f
-    for f in "$LIB.so" "$LIB.a"; do
+    for f in "$LIB.so" "$LIB.a" zmq-proxy-stream; do
         [[ -f $ARTIFACTS/$f ]] || die "no $f in $ARTIFACTS"
     done
 }
@@ -189,7 +195,7 @@ install_file() {
     local mode=$1 src=$2 dest=$DESTDIR$3
     install -D -m "$mode" "$src" "$dest"
     if [[ $STRIP == 1 ]]; then
-        case $dest in *.so.* | *.a) strip --strip-debug "$dest" ;; esac
+        case $dest in *.so.* | *.a | */zmq-proxy-stream) strip --strip-debug "$dest" ;; esac
     fi
 }
 
@@ -201,6 +207,7 @@ do_install() {
     ln -sfn "$REAL" "$DESTDIR$LIBDIR/$SONAME"
     ln -sfn "$SONAME" "$DESTDIR$LIBDIR/$LIB.so"
     install_file 0644 "$ARTIFACTS/$LIB.a" "$LIBDIR/$LIB.a"
+    install_file 0755 "$ARTIFACTS/zmq-proxy-stream" "$BINDIR/zmq-proxy-stream"
     install_file 0644 "$ROOT/include/zmq_proxy_stream.h" "$INCLUDEDIR/zmq_proxy_stream.h"
     write_pc >"$tmp/$LIB.pc"
     install_file 0644 "$tmp/$LIB.pc" "$LIBDIR/pkgconfig/$LIB.pc"

@@ -77,6 +77,29 @@ fn files_under(dir: &Path) -> BTreeSet<PathBuf> {
     found
 }
 
+/// What install.sh installs, as this test run built it: a directory of links to the
+/// library cargo built (deps/) and the command (CARGO_BIN_EXE_*).
+fn artifacts(scratch: &Path) -> PathBuf {
+    let dir = scratch.join("artifacts");
+    std::fs::create_dir_all(&dir).expect("mkdir");
+    let built = programs::library_dir();
+    for (name, from) in [
+        (
+            "libzmq_proxy_stream.so",
+            built.join("libzmq_proxy_stream.so"),
+        ),
+        ("libzmq_proxy_stream.a", built.join("libzmq_proxy_stream.a")),
+        (
+            "zmq-proxy-stream",
+            PathBuf::from(env!("CARGO_BIN_EXE_zmq-proxy-stream")),
+        ),
+    ] {
+        let _ = std::fs::remove_file(dir.join(name));
+        std::os::unix::fs::symlink(from, dir.join(name)).expect("symlink an artifact");
+    }
+    dir
+}
+
 fn install_sh(prefix: &Path, action: &str, artifacts: &Path) -> String {
     check_output(
         &format!("install.sh {action}"),
@@ -128,10 +151,58 @@ fn curve_session_through(peers: &Peers, broker_path: &Path, name: &str, ld_path:
     worker.wait_exit(STARTUP);
 }
 
+/// contrib/zmq-proxy-stream.service, pointed at the installed command, passes
+/// `systemd-analyze verify` and its hardening keeps the exposure level low (systemd's own
+/// scale, 0 to 10). Skipped, saying so, where systemd-analyze is missing.
+fn systemd_unit_verifies_against(command: &Path, scratch: &Path) {
+    if Command::new("systemd-analyze")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        eprintln!("systemd-analyze is not installed: the unit in contrib/ is not checked");
+        return;
+    }
+    let unit = std::fs::read_to_string(manifest_dir().join("contrib/zmq-proxy-stream.service"))
+        .expect("the unit");
+    assert!(unit.contains("ExecStart=/usr/local/bin/zmq-proxy-stream "));
+    let unit = unit.replace(
+        "/usr/local/bin/zmq-proxy-stream",
+        command.to_str().expect("utf-8"),
+    );
+    let path = scratch.join("zmq-proxy-stream.service");
+    std::fs::write(&path, unit).expect("write the unit");
+    let out = Command::new("systemd-analyze")
+        .args(["verify", "--man=no"])
+        .arg(&path)
+        .output()
+        .expect("systemd-analyze verify");
+    assert!(
+        out.status.success() && out.stderr.is_empty(),
+        "systemd-analyze verify: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = check_output(
+        "systemd-analyze security",
+        Command::new("systemd-analyze")
+            .args(["security", "--offline=yes", "--no-pager"])
+            .arg(&path),
+    );
+    let level: f64 = out
+        .lines()
+        .find_map(|l| l.split_once("Overall exposure level for zmq-proxy-stream.service: "))
+        .and_then(|(_, rest)| rest.split_whitespace().next()?.parse().ok())
+        .unwrap_or_else(|| panic!("no exposure level in:\n{out}"));
+    assert!(
+        level <= 2.0,
+        "the unit's exposure level is {level} (it was 1.5):\n{out}"
+    );
+}
+
 #[test]
 fn install_build_against_it_and_uninstall() {
-    let built = programs::library_dir();
     let scratch = programs::scratch_dir("install");
+    let built = artifacts(&scratch);
     let prefix = scratch.join("prefix");
     install_sh(&prefix, "install", &built);
     let libdir = prefix.join("lib");
@@ -158,6 +229,7 @@ fn install_build_against_it_and_uninstall() {
         "share/man/man3/zmq_proxy_stream_setopt.3",
         "share/man/man7/zmq_proxy_stream.7",
         "share/man/man1/zmq-proxy-stream.1",
+        "bin/zmq-proxy-stream",
     ] {
         assert!(listed.contains(&prefix.join(want)), "{want} not installed");
     }
@@ -203,6 +275,21 @@ fn install_build_against_it_and_uninstall() {
         header_functions(),
         "the exported symbols are exactly the header's functions"
     );
+
+    // The command runs from the prefix and links the system libzmq.
+    let command = prefix.join("bin/zmq-proxy-stream");
+    let version = check_output(
+        "zmq-proxy-stream --version",
+        Command::new(&command).arg("--version"),
+    );
+    assert_eq!(
+        version.trim(),
+        format!("zmq-proxy-stream {}", env!("CARGO_PKG_VERSION"))
+    );
+    let needed = dynamic_entries(&readelf_dynamic(&command), "NEEDED");
+    assert!(needed.contains(&"libzmq.so.5".to_owned()), "{needed:?}");
+
+    systemd_unit_verifies_against(&command, &scratch);
 
     // No path of the build tree in anything installed (debug info is stripped on install).
     let target_dir = built
@@ -334,8 +421,8 @@ fn install_build_against_it_and_uninstall() {
 
 #[test]
 fn destdir_stages_files_with_final_paths_inside() {
-    let built = programs::library_dir();
     let scratch = programs::scratch_dir("install-destdir");
+    let built = artifacts(&scratch);
     let destdir = scratch.join("stage");
     let run = |action: &str| {
         check_output(
