@@ -119,6 +119,34 @@ fn header_names(prefix: &str) -> Vec<String> {
         .collect()
 }
 
+/// `promtool check metrics` (Debian's prometheus package; .ci/run installs it) finds no
+/// problem in a scrape. Skipped, saying so, where promtool is missing.
+fn promtool_accepts(scrape: &str) {
+    let Ok(mut child) = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+    else {
+        eprintln!("promtool is not installed: the scrape is not validated by it");
+        return;
+    };
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(scrape.as_bytes())
+        .expect("feed promtool");
+    let out = child.wait_with_output().expect("promtool");
+    assert!(
+        out.status.success() && out.stdout.is_empty() && out.stderr.is_empty(),
+        "promtool check metrics:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 #[test]
 fn curve_session_with_flags_then_metrics_then_sigterm() {
     let peers = peers();
@@ -209,6 +237,7 @@ fn curve_session_with_flags_then_metrics_then_sigterm() {
         http_get(&broker.field("metrics"), "/other").0,
         "HTTP/1.1 404 Not Found"
     );
+    promtool_accepts(&body);
 
     broker.sigterm_exits_0_within_a_second();
     worker.signal(libc::SIGTERM);

@@ -1,11 +1,13 @@
 //! `scripts/install.sh` as a user meets it: installs what this `cargo test` built into a
 //! temporary prefix, then, outside the source tree and from the installed files only,
-//! compiles examples-c with pkg-config and with CMake's find_package (shared and static),
-//! runs one CURVE session through each broker, and checks the ELF identity (SONAME, NEEDED,
-//! exported symbols, no RPATH), that no path of the build tree is baked into what was
-//! installed, and that uninstall removes exactly what install made.
+//! compiles examples-c with pkg-config and with CMake's find_package (shared and static) and
+//! examples-cpp (cppzmq) with find_package and with pkg-config, runs one CURVE session
+//! through each broker, and checks the ELF identity (SONAME, NEEDED, exported symbols, no
+//! RPATH), the installed command and systemd unit, that no path of the build tree is baked
+//! into what was installed, and that uninstall removes exactly what install made.
 //!
-//! Needs cc, pkg-config, cmake, readelf, nm and scdoc (scripts/setup-deps.sh installs them).
+//! Needs cc, c++, cppzmq, pkg-config, cmake, readelf, nm and scdoc (scripts/setup-deps.sh
+//! installs them).
 
 mod programs;
 
@@ -113,8 +115,9 @@ fn install_sh(prefix: &Path, action: &str, artifacts: &Path) -> String {
     )
 }
 
-/// The broker of examples-c: binds ports the OS picks; returns it and its endpoints.
-fn start_broker(path: &Path, name: &str, ld_path: &Path) -> (Proc, String, String) {
+/// A broker of examples-c or examples-cpp: binds ports the OS picks; returns it and its
+/// frontend, backend and control endpoints.
+fn start_broker(path: &Path, name: &str, ld_path: &Path) -> (Proc, [String; 3]) {
     let broker = Proc::spawn(
         name,
         Command::new(path)
@@ -130,17 +133,39 @@ fn start_broker(path: &Path, name: &str, ld_path: &Path) -> (Proc, String, Strin
             .unwrap_or_else(|| panic!("no {key} in {line:?}"))
             .to_owned()
     };
-    (broker, field("frontend="), field("backend="))
+    (
+        broker,
+        [field("frontend="), field("backend="), field("control=")],
+    )
 }
 
-/// One CURVE session through `broker_path` (one worker slot, one client), then SIGTERM:
-/// the broker exits 0.
-fn curve_session_through(peers: &Peers, broker_path: &Path, name: &str, ld_path: &Path) {
+/// How a broker is asked to stop: SIGTERM (examples-c) or TERMINATE on its control socket.
+#[derive(Clone, Copy)]
+enum Stop {
+    Sigterm,
+    Terminate,
+}
+
+/// One CURVE session through `broker_path` (one worker slot, one client), then `stop`: the
+/// broker exits 0.
+fn curve_session_through(
+    peers: &Peers,
+    broker_path: &Path,
+    name: &str,
+    ld_path: &Path,
+    stop: Stop,
+) {
     let keys = peers.keygen();
-    let (mut broker, frontend, backend) = start_broker(broker_path, name, ld_path);
+    let (mut broker, [frontend, backend, control]) = start_broker(broker_path, name, ld_path);
     let mut worker = peers.worker(&keys, &backend, &format!("{name}-w"), 1);
     peers.client_session(&keys, &frontend, 1, 5);
-    broker.signal(libc::SIGTERM);
+    match stop {
+        Stop::Sigterm => broker.signal(libc::SIGTERM),
+        Stop::Terminate => {
+            let reply = peers.ctl(&control, "TERMINATE");
+            assert_eq!(reply, ["TERMINATE: empty reply"]);
+        }
+    }
     let status = broker.wait_exit(STARTUP);
     assert!(
         status.success(),
@@ -149,6 +174,43 @@ fn curve_session_through(peers: &Peers, broker_path: &Path, name: &str, ld_path:
     );
     worker.signal(libc::SIGTERM);
     worker.wait_exit(STARTUP);
+}
+
+/// Copies `from` (files and one level of folders) to `to`.
+fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("mkdir");
+    for entry in std::fs::read_dir(from).expect("read_dir").flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            if entry.file_name() != "build" {
+                copy_tree(&path, &to.join(entry.file_name()));
+            }
+        } else {
+            std::fs::copy(&path, to.join(entry.file_name())).expect("copy");
+        }
+    }
+}
+
+/// `cmake -S src -B build` with `env`, then `cmake --build build`.
+fn cmake_build(src: &Path, build: &Path, define: Option<String>, pkg_config_path: Option<&Path>) {
+    let mut configure = Command::new("cmake");
+    configure.arg("-S").arg(src).arg("-B").arg(build);
+    configure.args(define);
+    match pkg_config_path {
+        Some(path) => configure.env("PKG_CONFIG_PATH", path),
+        None => configure.env_remove("PKG_CONFIG_PATH"),
+    };
+    check_output(
+        &format!("cmake configure {}", src.display()),
+        &mut configure,
+    );
+    check_output(
+        &format!("cmake --build {}", build.display()),
+        Command::new("cmake")
+            .arg("--build")
+            .arg(build)
+            .args(["-j", "2"]),
+    );
 }
 
 /// contrib/zmq-proxy-stream.service, pointed at the installed command, passes
@@ -315,18 +377,12 @@ fn install_build_against_it_and_uninstall() {
         }
     }
 
-    // examples-c, copied outside the source tree, built from the installed files only.
+    // examples-c and examples-cpp, copied outside the source tree, built from the installed
+    // files only.
     let src = scratch.join("examples-c");
-    std::fs::create_dir_all(&src).expect("mkdir");
-    for entry in std::fs::read_dir(manifest_dir().join("examples-c"))
-        .expect("examples-c")
-        .flatten()
-    {
-        let path = entry.path();
-        if path.is_file() {
-            std::fs::copy(&path, src.join(entry.file_name())).expect("copy an example");
-        }
-    }
+    copy_tree(&manifest_dir().join("examples-c"), &src);
+    let cpp_src = scratch.join("examples-cpp");
+    copy_tree(&manifest_dir().join("examples-cpp"), &cpp_src);
     let bin = scratch.join("bin");
     std::fs::create_dir_all(&bin).expect("mkdir");
     let peers = programs::build_peers(&bin);
@@ -375,27 +431,32 @@ fn install_build_against_it_and_uninstall() {
     );
     let out = check_output("check_api (static)", &mut Command::new(&pc_check_static));
     assert!(out.contains("checks passed"), "{out}");
-    curve_session_through(&peers, &pc_broker, "broker-pkg-config", &libdir);
+    curve_session_through(
+        &peers,
+        &pc_broker,
+        "broker-pkg-config",
+        &libdir,
+        Stop::Sigterm,
+    );
 
-    // 2. CMake find_package (examples-c/CMakeLists.txt), shared and static.
+    // 2. CMake find_package (examples-c/CMakeLists.txt, shared and static; examples-cpp),
+    //    and pkg-config through CMake (examples-cpp/pkg-config).
     let build = scratch.join("cmake-build");
-    check_output(
-        "cmake configure",
-        Command::new("cmake")
-            .arg("-S")
-            .arg(&src)
-            .arg("-B")
-            .arg(&build)
-            .arg(format!("-DCMAKE_PREFIX_PATH={}", prefix.display()))
-            .env_remove("PKG_CONFIG_PATH"),
-    );
-    check_output(
-        "cmake --build",
-        Command::new("cmake")
-            .arg("--build")
-            .arg(&build)
-            .args(["-j", "2"]),
-    );
+    let cpp_build = scratch.join("cpp-build");
+    let cpp_pc_build = scratch.join("cpp-pkg-config-build");
+    let prefix_path = format!("-DCMAKE_PREFIX_PATH={}", prefix.display());
+    std::thread::scope(|s| {
+        s.spawn(|| cmake_build(&src, &build, Some(prefix_path.clone()), None));
+        s.spawn(|| cmake_build(&cpp_src, &cpp_build, Some(prefix_path.clone()), None));
+        s.spawn(|| {
+            cmake_build(
+                &cpp_src.join("pkg-config"),
+                &cpp_pc_build,
+                None,
+                Some(&pc_path),
+            )
+        });
+    });
     let cmake_broker = build.join("broker");
     let needed = dynamic_entries(&readelf_dynamic(&cmake_broker), "NEEDED");
     assert!(
@@ -407,7 +468,25 @@ fn install_build_against_it_and_uninstall() {
         &mut Command::new(build.join("check_api_static")),
     );
     assert!(out.contains("checks passed"), "{out}");
-    curve_session_through(&peers, &cmake_broker, "broker-cmake", &libdir);
+    curve_session_through(
+        &peers,
+        &cmake_broker,
+        "broker-cmake",
+        &libdir,
+        Stop::Sigterm,
+    );
+    for (dir, name) in [
+        (&cpp_build, "broker-cpp"),
+        (&cpp_pc_build, "broker-cpp-pkg-config"),
+    ] {
+        let broker = dir.join("broker");
+        let needed = dynamic_entries(&readelf_dynamic(&broker), "NEEDED");
+        assert!(
+            needed.contains(&"libzmq_proxy_stream.so.0".to_owned()),
+            "{name}: {needed:?}"
+        );
+        curve_session_through(&peers, &broker, name, &libdir, Stop::Terminate);
+    }
 
     // Uninstall leaves no file behind.
     install_sh(&prefix, "uninstall", &built);
