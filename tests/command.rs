@@ -47,6 +47,18 @@ impl Broker {
             .to_owned()
     }
 
+    /// TERMINATE on --control: the command exits 0.
+    fn terminate(mut self, peers: &Peers) {
+        let reply = peers.ctl(&self.field("control"), "TERMINATE");
+        assert_eq!(reply, ["TERMINATE: empty reply"]);
+        let status = self.proc.wait_exit(STARTUP);
+        assert!(
+            status.success(),
+            "exit {status} after TERMINATE\n{}",
+            self.proc.log()
+        );
+    }
+
     /// Waits for the access log's OPEN and CLOSE lines of a CURVE pair closed by its client.
     fn wait_access_log(&self, pair: u32) {
         for kind in ["OPEN", "CLOSE"] {
@@ -385,4 +397,48 @@ fn help_and_version_and_a_flag_for_every_option() {
         format!("zmq-proxy-stream {}", env!("CARGO_PKG_VERSION"))
     );
     assert!(Path::new(COMMAND).exists());
+}
+
+/// Several brokers for capacity and failover (README, "Several brokers"): two commands that
+/// share nothing dial out to the same two bound workers; a client connected to both has a
+/// session through each; after one broker is TERMINATEd, the next client, still given both,
+/// gets all its replies through the other.
+#[test]
+fn two_brokers_share_the_workers_and_one_can_go() {
+    let peers = peers();
+    let keys = peers.keygen();
+    let (mut w1, e1) = peers.bound_worker(&keys, "shared-1");
+    let (mut w2, e2) = peers.bound_worker(&keys, "shared-2");
+    let start = |name: &str| {
+        Broker::start(
+            name,
+            &[
+                "--frontend",
+                ANY_PORT,
+                "--control",
+                ANY_PORT,
+                "--worker-endpoint",
+                &e1,
+                "--worker-endpoint",
+                &e2,
+            ],
+        )
+    };
+    let a = start("broker A");
+    let b = start("broker B");
+    let (fa, fb) = (a.field("frontend"), b.field("frontend"));
+
+    peers.client_through(&keys, &[&fa, &fb], 1, 20);
+    a.wait_access_log(1);
+    b.wait_access_log(1);
+
+    a.terminate(peers);
+    peers.client_through(&keys, &[&fa, &fb], 2, 20);
+    b.wait_access_log(2);
+
+    b.terminate(peers);
+    for w in [&mut w1, &mut w2] {
+        w.signal(libc::SIGTERM);
+        w.wait_exit(STARTUP);
+    }
 }

@@ -203,14 +203,25 @@ impl Peers {
         (worker, endpoint)
     }
 
-    /// One CURVE client session of `requests` requests through `frontend`; checks that every
-    /// reply came back whole.
+    /// One CURVE client of `requests` requests through `frontend`; checks that every reply
+    /// came back whole.
     pub fn client_session(&self, keys: &KeyPair, frontend: &str, id: u32, requests: u32) {
+        self.client_through(keys, &[frontend], id, requests);
+    }
+
+    /// One CURVE client connected to every broker of `frontends` at once (a session through
+    /// each, requests only to those up, one in flight); checks every reply.
+    pub fn client_through(&self, keys: &KeyPair, frontends: &[&str], id: u32, requests: u32) {
+        let mut cmd = Command::new(self.path("client"));
+        for frontend in frontends {
+            cmd.args(["--frontend", frontend]);
+        }
+        if frontends.len() > 1 {
+            cmd.args(["--window", "1"]);
+        }
         let mut client = Proc::spawn(
             &format!("client {id}"),
-            Command::new(self.path("client"))
-                .args(["--frontend", frontend])
-                .args(["--server-key", &keys.public])
+            cmd.args(["--server-key", &keys.public])
                 .args(["--id", &id.to_string()])
                 .args(["--requests", &requests.to_string()])
                 .args(["--deadline", &CLIENT_DEADLINE_S.to_string()]),
@@ -219,7 +230,7 @@ impl Peers {
         let ok = format!("client {id}: {requests}/{requests} replies ok, ");
         assert!(
             status.success() && client.lines().iter().any(|l| l.starts_with(&ok)),
-            "client {id} through {frontend} failed ({status}):\n{}",
+            "client {id} through {frontends:?} failed ({status}):\n{}",
             client.log()
         );
     }
