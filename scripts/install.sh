@@ -226,8 +226,18 @@ do_install() {
         scdoc <"$ROOT/man/$page.scd" >"$tmp/$page"
         install_file 0644 "$tmp/$page" "$(man_path "$page")"
     done < <(man_sources)
+    refresh_loader_cache
     echo "installed streamq-proxy $VERSION into ${DESTDIR}$PREFIX:" >&2
     manifest | sed "s|^|  $DESTDIR|" >&2
+}
+
+# After a change in a directory the dynamic loader caches (/usr/local/lib on Debian), the
+# cache must learn the new SONAME: run ldconfig when installing there for real as root.
+refresh_loader_cache() {
+    if [[ -z $DESTDIR && $(id -u) == 0 ]] && command -v ldconfig >/dev/null 2>&1 &&
+        grep -rqsx -- "$LIBDIR" /etc/ld.so.conf /etc/ld.so.conf.d/; then
+        ldconfig
+    fi
 }
 
 do_uninstall() {
@@ -236,6 +246,7 @@ do_uninstall() {
         rm -f -- "$DESTDIR$path"
     done < <(manifest)
     rmdir -- "$DESTDIR$CMAKEDIR" 2>/dev/null || true
+    refresh_loader_cache
     echo "removed streamq-proxy $VERSION from ${DESTDIR}$PREFIX" >&2
 }
 
