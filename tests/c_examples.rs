@@ -9,13 +9,15 @@
 //! Needs `cc` (or $CC), pkg-config and the libzmq development files. Every child process is
 //! killed when a test fails (the `Proc` guard); every wait has a deadline.
 
+mod programs;
+
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::{Arc, Condvar, Mutex, OnceLock};
-use std::thread::JoinHandle;
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
+
+use programs::{KeyPair, Proc};
 
 /// Deadline for a process to be ready or to exit once asked.
 const STARTUP: Duration = Duration::from_secs(20);
@@ -179,162 +181,8 @@ fn programs() -> &'static Programs {
 }
 
 // ---------------------------------------------------------------------------------------
-// Child processes
-
-/// Lines a child printed (stdout and stderr, stderr prefixed), and how many of its two
-/// streams are still open.
-#[derive(Default)]
-struct Output {
-    state: Mutex<(Vec<String>, usize)>,
-    changed: Condvar,
-}
-
-impl Output {
-    /// The lines so far; a panic elsewhere never makes the log unreadable.
-    fn lock(&self) -> std::sync::MutexGuard<'_, (Vec<String>, usize)> {
-        self.state
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-}
-
-/// A running example program. Dropping it kills the process (if still running), so a
-/// failing test leaves nothing behind; while panicking it also prints what it wrote.
-struct Proc {
-    name: String,
-    child: Child,
-    output: Arc<Output>,
-    readers: Vec<JoinHandle<()>>,
-    status: Option<ExitStatus>,
-}
-
-impl Proc {
-    fn spawn(name: &str, cmd: &mut Command) -> Proc {
-        cmd.stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        let mut child = cmd
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {name}: {e}"));
-        let output = Arc::new(Output::default());
-        output.lock().1 = 2;
-        let stdout = child.stdout.take().expect("piped stdout");
-        let stderr = child.stderr.take().expect("piped stderr");
-        let readers = vec![
-            read_lines(stdout, "", output.clone()),
-            read_lines(stderr, "stderr: ", output.clone()),
-        ];
-        Proc {
-            name: name.to_owned(),
-            child,
-            output,
-            readers,
-            status: None,
-        }
-    }
-
-    fn lines(&self) -> Vec<String> {
-        self.output.lock().0.clone()
-    }
-
-    fn log(&self) -> String {
-        format!("---- {} ----\n{}\n", self.name, self.lines().join("\n"))
-    }
-
-    /// Waits until the process prints a line for which `pred` holds; returns that line.
-    fn wait_line(&self, what: &str, timeout: Duration, pred: impl Fn(&str) -> bool) -> String {
-        let end = Instant::now() + timeout;
-        let mut state = self.output.lock();
-        let why = loop {
-            if let Some(line) = state.0.iter().find(|l| pred(l)) {
-                return line.clone();
-            }
-            let now = Instant::now();
-            if state.1 == 0 {
-                break "the process closed its output first";
-            }
-            if now >= end {
-                break "deadline passed";
-            }
-            state = match self.output.changed.wait_timeout(state, end - now) {
-                Ok((guard, _)) => guard,
-                Err(poisoned) => poisoned.into_inner().0,
-            };
-        };
-        // Panic without holding the lock: the Drop guard reads the log afterwards.
-        let log = state.0.join("\n");
-        drop(state);
-        panic!("{}: {what}: {why}\n{log}", self.name);
-    }
-
-    /// Waits for the process to exit, at most `timeout`.
-    fn wait_exit(&mut self, timeout: Duration) -> ExitStatus {
-        if let Some(status) = self.status {
-            return status;
-        }
-        let end = Instant::now() + timeout;
-        loop {
-            if let Some(status) = self.child.try_wait().expect("try_wait") {
-                self.status = Some(status);
-                // Let the readers see EOF so that the log is complete.
-                for reader in self.readers.drain(..) {
-                    let _ = reader.join();
-                }
-                return status;
-            }
-            assert!(
-                Instant::now() < end,
-                "{} did not exit within {timeout:?}\n{}",
-                self.name,
-                self.log()
-            );
-            std::thread::sleep(Duration::from_millis(10));
-        }
-    }
-
-    fn signal(&self, signal: libc::c_int) {
-        // SAFETY: kill(2) on our own child's pid, which has not been reaped yet.
-        unsafe {
-            libc::kill(self.child.id() as libc::pid_t, signal);
-        }
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        if self.status.is_none() && matches!(self.child.try_wait(), Ok(None)) {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-        for reader in self.readers.drain(..) {
-            let _ = reader.join();
-        }
-        if std::thread::panicking() {
-            eprint!("{}", self.log());
-        }
-    }
-}
-
-fn read_lines(
-    stream: impl Read + Send + 'static,
-    prefix: &'static str,
-    output: Arc<Output>,
-) -> JoinHandle<()> {
-    std::thread::spawn(move || {
-        // Read to EOF whatever the bytes are, so that the child never blocks on a full pipe.
-        let mut reader = BufReader::new(stream);
-        let mut line = Vec::new();
-        while matches!(reader.read_until(b'\n', &mut line), Ok(n) if n > 0) {
-            let text = String::from_utf8_lossy(&line);
-            let text = text.trim_end_matches('\n');
-            output.lock().0.push(format!("{prefix}{text}"));
-            output.changed.notify_all();
-            line.clear();
-        }
-        output.lock().1 -= 1;
-        output.changed.notify_all();
-    })
-}
+// Child processes (the `Proc` guard lives in tests/programs/, shared with the tests of the
+// installed library and of the command)
 
 /// Runs a short-lived program to completion and returns (status, stdout lines).
 fn run(name: &str, cmd: &mut Command, timeout: Duration) -> (ExitStatus, Vec<String>) {
@@ -345,11 +193,6 @@ fn run(name: &str, cmd: &mut Command, timeout: Duration) -> (ExitStatus, Vec<Str
 
 // ---------------------------------------------------------------------------------------
 // The scene: keys, broker, workers, clients
-
-struct KeyPair {
-    public: String,
-    secret: String,
-}
 
 fn keygen(progs: &Programs) -> KeyPair {
     let (status, lines) = run("keygen", &mut Command::new(progs.path("keygen")), STARTUP);
