@@ -200,6 +200,11 @@ install_file() {
 }
 
 do_install() {
+    # Everything needed, before anything is installed.
+    command -v scdoc >/dev/null 2>&1 || die "scdoc is needed for the man pages (apt-get install scdoc)"
+    if [[ $STRIP == 1 ]]; then
+        command -v strip >/dev/null 2>&1 || die "strip is needed (apt-get install binutils), or STRIP=0"
+    fi
     artifacts
     tmp=$(mktemp -d "${TMPDIR:-/tmp}/streamq-install.XXXXXX")
     trap 'rm -rf "$tmp"' EXIT
@@ -215,7 +220,6 @@ do_install() {
     write_cmake_version >"$tmp/config-version.cmake"
     install_file 0644 "$tmp/config.cmake" "$CMAKEDIR/zmq_proxy_stream-config.cmake"
     install_file 0644 "$tmp/config-version.cmake" "$CMAKEDIR/zmq_proxy_stream-config-version.cmake"
-    command -v scdoc >/dev/null 2>&1 || die "scdoc is needed for the man pages (apt-get install scdoc)"
     # The pages' date: the last commit's, so that the same sources give the same pages.
     if [[ -z ${SOURCE_DATE_EPOCH:-} ]] && git -C "$ROOT" rev-parse --git-dir >/dev/null 2>&1; then
         SOURCE_DATE_EPOCH=$(git -C "$ROOT" log -1 --format=%ct)
