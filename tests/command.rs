@@ -399,6 +399,49 @@ fn help_and_version_and_a_flag_for_every_option() {
     assert!(Path::new(COMMAND).exists());
 }
 
+/// The long flags a text names: `--name` followed by a space, `=`, `*` (scdoc bold) or the
+/// end of a word.
+fn long_flags(text: &str) -> std::collections::BTreeSet<String> {
+    let mut flags = std::collections::BTreeSet::new();
+    for (at, _) in text.match_indices("--") {
+        let rest = &text[at + 2..];
+        let name: String = rest
+            .chars()
+            .take_while(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '-')
+            .collect();
+        let starts_word = at == 0 || !text.as_bytes()[at - 1].is_ascii_alphanumeric();
+        if starts_word && name.len() > 1 && !name.ends_with('-') {
+            flags.insert(format!("--{name}"));
+        }
+    }
+    flags
+}
+
+#[test]
+fn the_man_page_and_help_name_the_same_flags() {
+    let out = Command::new(COMMAND)
+        .arg("--help")
+        .output()
+        .expect("--help");
+    let help = long_flags(&String::from_utf8_lossy(&out.stdout));
+    let page = std::fs::read_to_string(manifest_dir().join("man/zmq-proxy-stream.1.scd"))
+        .expect("the page");
+    let options = page
+        .split_once("\n# OPTIONS\n")
+        .and_then(|(_, rest)| rest.split_once("\n# EXIT STATUS\n"))
+        .map(|(options, _)| options)
+        .expect("an OPTIONS section");
+    let documented = long_flags(options);
+    assert!(
+        help.len() > 25 && help.contains("--frontend") && help.contains("--fail-ban-time"),
+        "{help:?}"
+    );
+    assert_eq!(
+        documented, help,
+        "man/zmq-proxy-stream.1.scd's OPTIONS and --help name different flags"
+    );
+}
+
 /// Several brokers for capacity and failover (README, "Several brokers"): two commands that
 /// share nothing dial out to the same two bound workers; a client connected to both has a
 /// session through each; after one broker is TERMINATEd, the next client, still given both,
