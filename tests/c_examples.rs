@@ -913,3 +913,53 @@ fn c_api_contract() {
         );
     }
 }
+
+/// check_api again, built with AddressSanitizer (leaks included) and UndefinedBehaviorSanitizer,
+/// as rustls-ffi runs its C tests: the C contract holds without a memory error, a leak or
+/// undefined behaviour on the C side of the boundary.
+#[test]
+fn c_api_contract_under_sanitizers() {
+    let progs = programs();
+    let exe = progs.path("check_api_sanitized");
+    let cc = std::env::var("CC").unwrap_or_else(|_| "cc".to_owned());
+    let (zmq_cflags, zmq_libs) = zmq_flags();
+    let libdir = progs.dir.join("lib");
+    let out = Command::new(&cc)
+        .args(WARNINGS)
+        .args(["-O1", "-g", "-fno-omit-frame-pointer"])
+        .args(["-fsanitize=address,undefined", "-fno-sanitize-recover=all"])
+        .arg(format!("-I{}", manifest_dir().join("include").display()))
+        .args(&zmq_cflags)
+        .arg("-o")
+        .arg(&exe)
+        .arg(manifest_dir().join("examples-c/check_api.c"))
+        .arg(format!("-L{}", libdir.display()))
+        .arg(format!("-Wl,-rpath,{}", libdir.display()))
+        .arg("-lzmq_proxy_stream")
+        .args(&zmq_libs)
+        .output()
+        .expect("run the C compiler");
+    assert!(
+        out.status.success() && out.stderr.is_empty(),
+        "compiling check_api with sanitizers:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (status, lines) = run(
+        "check_api (sanitized)",
+        Command::new(&exe).env("ASAN_OPTIONS", "detect_leaks=1:abort_on_error=0"),
+        Duration::from_secs(60),
+    );
+    assert!(
+        status.success()
+            && lines
+                .last()
+                .is_some_and(|l| l.starts_with("check_api: ") && l.ends_with(" checks passed")),
+        "check_api under ASan/UBSan: {status}\n{}",
+        lines.join("\n")
+    );
+    assert!(
+        !lines.iter().any(|l| l.contains("Sanitizer")),
+        "a sanitizer reported:\n{}",
+        lines.join("\n")
+    );
+}
