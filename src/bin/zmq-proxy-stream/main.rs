@@ -302,10 +302,14 @@ fn run(cli: &cli::Cli) -> Result<ExitCode, Fatal> {
         handle.set(&option)?;
     }
     let metrics_listener = match &cli.metrics {
-        Some(addr) => Some(
-            TcpListener::bind(addr.as_str())
-                .map_err(|e| Fatal(format!("cannot listen for --metrics on {addr}: {e}")))?,
-        ),
+        Some(addr) => {
+            let listener = TcpListener::bind(addr.as_str())
+                .map_err(|e| Fatal(format!("cannot listen for --metrics on {addr}: {e}")))?;
+            let bound = listener
+                .local_addr()
+                .map_err(|e| Fatal::from(("--metrics", e)))?;
+            Some((listener, bound))
+        }
         None => None,
     };
 
@@ -348,14 +352,17 @@ fn run(cli: &cli::Cli) -> Result<ExitCode, Fatal> {
     };
 
     // Events: the proxy PUSHes them to the access-log thread, which prints them and
-    // republishes them on --events.
+    // republishes them on --events. Every fallible step comes before the thread starts: an
+    // error return with the thread's sockets open would leave the context's end waiting.
     let print = !cli.no_access_log;
     let mut events_line = String::new();
     let mut log_thread = None;
     let mut stop_sender = None;
-    let mut events_push = if print || cli.events.is_some() {
-        let push = socket(&ctx, zmq::PUSH, "events")?;
+    let events_push = if print || cli.events.is_some() {
+        let mut push = socket(&ctx, zmq::PUSH, "events")?;
         bind(&push, "events", &events_inproc)?;
+        // The socket stays ours; the proxy uses it on this thread, during the run only.
+        handle.set_events(push.as_mut_ptr())?;
         let pull = socket(&ctx, zmq::PULL, "access log")?;
         pull.connect(&events_inproc)
             .map_err(|e| Fatal::from(("access log", e)))?;
@@ -379,19 +386,11 @@ fn run(cli: &cli::Cli) -> Result<ExitCode, Fatal> {
     } else {
         None
     };
-    if let Some(push) = events_push.as_mut() {
-        // The socket stays ours; the proxy uses it on this thread, during the run only.
-        handle.set_events(push.as_mut_ptr())?;
-    }
-
     let done = Arc::new(AtomicBool::new(false));
     let signals = signal_thread(ctx.clone(), control_inproc.clone(), done.clone());
     let mut metrics_line = String::new();
     let metrics_thread = match metrics_listener {
-        Some(listener) => {
-            let addr = listener
-                .local_addr()
-                .map_err(|e| Fatal::from(("--metrics", e)))?;
+        Some((listener, addr)) => {
             metrics_line = format!(" metrics={addr}");
             let server = metrics::Server {
                 listener,
