@@ -263,7 +263,7 @@ fn systemd_unit_verifies_against(command: &Path, scratch: &Path) {
 
 #[test]
 fn install_build_against_it_and_uninstall() {
-    let scratch = programs::scratch_dir("install");
+    let scratch = programs::scratch_dir_outside("install");
     let built = artifacts(&scratch);
     let prefix = scratch.join("prefix");
     install_sh(&prefix, "install", &built);
@@ -364,7 +364,7 @@ fn install_build_against_it_and_uninstall() {
             continue;
         }
         let bytes = std::fs::read(file).expect("read an installed file");
-        // The prefix itself lies under the target directory here: its own path is allowed.
+        // The prefix's own path is allowed (should TMPDIR lie in the target directory).
         let bytes = without(&bytes, prefix.to_str().expect("utf-8 path").as_bytes());
         for tree in [manifest_dir(), target_dir.as_path()] {
             let needle = tree.to_str().expect("utf-8 path").as_bytes();
@@ -500,7 +500,7 @@ fn install_build_against_it_and_uninstall() {
 
 #[test]
 fn destdir_stages_files_with_final_paths_inside() {
-    let scratch = programs::scratch_dir("install-destdir");
+    let scratch = programs::scratch_dir_outside("install-destdir");
     let built = artifacts(&scratch);
     let destdir = scratch.join("stage");
     let run = |action: &str| {

@@ -27,8 +27,17 @@ pub fn manifest_dir() -> &'static Path {
 /// A fresh directory `<CARGO_TARGET_TMPDIR>/<name>-<pid>`; those of earlier test processes
 /// that are gone are removed first (one per process: concurrent runs never share one).
 pub fn scratch_dir(name: &str) -> PathBuf {
-    let tmp = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
-    if let Ok(entries) = std::fs::read_dir(&tmp) {
+    scratch_dir_in(&PathBuf::from(env!("CARGO_TARGET_TMPDIR")), name)
+}
+
+/// The same in the system's temporary directory, outside the source tree and the target
+/// directory (which may lie inside the source tree).
+pub fn scratch_dir_outside(name: &str) -> PathBuf {
+    scratch_dir_in(&std::env::temp_dir(), &format!("streamq-{name}"))
+}
+
+fn scratch_dir_in(tmp: &Path, name: &str) -> PathBuf {
+    if let Ok(entries) = std::fs::read_dir(tmp) {
         for entry in entries.flatten() {
             let file_name = entry.file_name();
             let Some(pid) = file_name
