@@ -1,7 +1,7 @@
 /*
  * client.c: a CURVE client that checks an echo service through zmq_proxy_stream().
  *
- *   client --server-key Z85 [--frontend EP] [--requests M] [--id N] [--deadline S]
+ *   client --server-key Z85 [--frontend EP]... [--requests M] [--id N] [--deadline S]
  *          [--window W]
  *
  * A DEALER with a fresh CURVE key pair (zmq_curve_keypair) connects to the proxy's
@@ -14,6 +14,11 @@
  * or, on failure, "client N: K/M replies ok, FAILED: reason". Exit status 0 only when all
  * M replies came back correct before the deadline (default 30 s); 1 otherwise; 2 on bad
  * arguments or a setup error.
+ *
+ * With --frontend given several times (several brokers), the DEALER connects to each and
+ * sets ZMQ_IMMEDIATE, so that requests go only to brokers it has a session through: round
+ * robin while all are up, the others when one is gone. Use --window 1 then, since replies
+ * are checked in order and two sessions may answer at different speeds.
  */
 #define _POSIX_C_SOURCE 200809L
 
@@ -21,6 +26,7 @@
 
 #define DEFAULT_FRONTEND "tcp://127.0.0.1:5555"
 #define MAX_PARTS 4
+#define MAX_FRONTENDS 8
 
 /* Sizes that cross the interesting boundaries: empty frames, one byte, ZMTP's short/long
  * frame limit (255/256), libzmq's 8 KiB read batch, and a few multiples of it. */
@@ -31,10 +37,11 @@ static const size_t sizes[] = {1,    0,    7,     100,   255,   256,   1000,  40
 static void usage (FILE *out)
 {
     fprintf (out,
-             "usage: client --server-key Z85 [--frontend EP] [--requests M] [--id N]\n"
+             "usage: client --server-key Z85 [--frontend EP]... [--requests M] [--id N]\n"
              "              [--deadline S] [--window W]\n"
              "  --server-key Z85  the workers' CURVE public key\n"
-             "  --frontend EP     the proxy's frontend (default %s)\n"
+             "  --frontend EP     the proxy's frontend (default %s); several: one session\n"
+             "                    through each broker, ZMQ_IMMEDIATE (use --window 1)\n"
              "  --requests M      requests to send (default 50)\n"
              "  --id N            number used in the output and in the payloads (default 1)\n"
              "  --deadline S      seconds allowed for all replies (default 30)\n"
@@ -135,7 +142,8 @@ static int check_reply (client_t *c, long index, char *why, size_t why_size)
 int main (int argc, char **argv)
 {
     setvbuf (stdout, NULL, _IOLBF, 0);
-    const char *frontend = DEFAULT_FRONTEND;
+    const char *frontends[MAX_FRONTENDS] = {DEFAULT_FRONTEND};
+    int frontend_count = 0;
     const char *server_key = NULL;
     long requests = 50, id = 1, window = 4;
     double deadline_s = 30.0;
@@ -149,7 +157,9 @@ int main (int argc, char **argv)
         } else if (value == NULL) {
             ok = 0;
         } else if (strcmp (arg, "--frontend") == 0) {
-            frontend = value;
+            ok = frontend_count < MAX_FRONTENDS;
+            if (ok)
+                frontends[frontend_count++] = value;
         } else if (strcmp (arg, "--server-key") == 0) {
             server_key = value;
         } else if (strcmp (arg, "--requests") == 0) {
@@ -169,6 +179,8 @@ int main (int argc, char **argv)
         }
         i++;
     }
+    if (frontend_count == 0)
+        frontend_count = 1; /* the default */
     if (!is_z85_key (server_key)) {
         fprintf (stderr, "client: need --server-key, the workers' Z85 public key\n");
         return 2;
@@ -195,7 +207,9 @@ int main (int argc, char **argv)
         || zmq_setsockopt (c.socket, ZMQ_CURVE_SECRETKEY, secret_key, Z85_KEY_LEN) != 0
         || set_int_option (c.socket, ZMQ_LINGER, 0, "ZMQ_LINGER") != 0
         || set_int_option (c.socket, ZMQ_SNDTIMEO, (int) (deadline_s * 1000.0), "ZMQ_SNDTIMEO")
-             != 0) {
+             != 0
+        || (frontend_count > 1
+            && set_int_option (c.socket, ZMQ_IMMEDIATE, 1, "ZMQ_IMMEDIATE") != 0)) {
         fprintf (stderr, "client %ld: setup: %s\n", id, zmq_strerror (errno));
         return 2;
     }
@@ -213,9 +227,12 @@ int main (int argc, char **argv)
         fprintf (stderr, "client %ld: monitor: %s\n", id, zmq_strerror (errno));
         return 2;
     }
-    if (zmq_connect (c.socket, frontend) != 0) {
-        fprintf (stderr, "client %ld: connect %s: %s\n", id, frontend, zmq_strerror (errno));
-        return 2;
+    for (int f = 0; f < frontend_count; f++) {
+        if (zmq_connect (c.socket, frontends[f]) != 0) {
+            fprintf (stderr, "client %ld: connect %s: %s\n", id, frontends[f],
+                     zmq_strerror (errno));
+            return 2;
+        }
     }
 
     long sent = 0, ok = 0, sessions = 0;

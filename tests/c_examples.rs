@@ -10,15 +10,16 @@
 //! killed when a test fails (the `Proc` guard); every wait has a deadline.
 
 mod common;
+mod programs;
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::{Arc, Condvar, Mutex, OnceLock};
-use std::thread::JoinHandle;
+use std::sync::Arc;
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
+use programs::{KeyPair, Proc};
 use zmq_proxy_stream::api::*;
 
 /// Deadline for a process to be ready or to exit once asked.
@@ -40,11 +41,6 @@ fn manifest_dir() -> &'static Path {
 /// integration tests, into target/<profile>/deps/, next to this test binary; unlike
 /// `cargo build`, `cargo test` does not copy it up to target/<profile>/, so a .so found
 /// there may be stale. Use deps/ first, the profile directory only as a fallback.
-///
-/// The programs find it through their RUNPATH, which LD_LIBRARY_PATH overrides, and cargo
-/// runs tests with LD_LIBRARY_PATH=target/<profile>:target/<profile>/deps:...: a stale
-/// copy in target/<profile> would be loaded instead. `Proc::spawn` puts this directory
-/// first.
 fn library_dir() -> PathBuf {
     let exe = std::env::current_exe().expect("current_exe");
     let deps = exe.parent().expect("test binary has a directory");
@@ -113,6 +109,21 @@ fn remove_stale_build_dirs(tmp: &Path) {
     }
 }
 
+/// The library's SONAME is libzmq_proxy_stream.so.0 (build.rs), so a program linked with
+/// -lzmq_proxy_stream needs that name at run time, which cargo does not make: a directory
+/// under `build` with both names linked to the library cargo built.
+fn soname_link_dir(libdir: &Path, build: &Path) -> PathBuf {
+    let dir = build.join("lib");
+    std::fs::create_dir_all(&dir).expect("create lib directory");
+    for name in ["libzmq_proxy_stream.so", "libzmq_proxy_stream.so.0"] {
+        let link = dir.join(name);
+        let _ = std::fs::remove_file(&link);
+        std::os::unix::fs::symlink(libdir.join("libzmq_proxy_stream.so"), &link)
+            .expect("symlink the library");
+    }
+    dir
+}
+
 /// Compiles every example with `cc -Wall -Wextra -Werror -std=c11` (the Makefile's flags),
 /// in parallel; panics with the compiler's output on any warning or error.
 fn programs() -> &'static Programs {
@@ -125,6 +136,7 @@ fn programs() -> &'static Programs {
         remove_stale_build_dirs(&tmp);
         let dir = tmp.join(format!("c_examples-{}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("create build directory");
+        let libdir = soname_link_dir(&libdir, &dir);
         let cc = std::env::var("CC").unwrap_or_else(|_| "cc".to_owned());
         let (zmq_cflags, zmq_libs) = zmq_flags();
         let builds: Vec<(&str, bool)> = vec![
@@ -172,169 +184,8 @@ fn programs() -> &'static Programs {
 }
 
 // ---------------------------------------------------------------------------------------
-// Child processes
-
-/// Lines a child printed (stdout and stderr, stderr prefixed), and how many of its two
-/// streams are still open.
-#[derive(Default)]
-struct Output {
-    state: Mutex<(Vec<String>, usize)>,
-    changed: Condvar,
-}
-
-impl Output {
-    /// The lines so far; a panic elsewhere never makes the log unreadable.
-    fn lock(&self) -> std::sync::MutexGuard<'_, (Vec<String>, usize)> {
-        self.state
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-}
-
-/// A running example program. Dropping it kills the process (if still running), so a
-/// failing test leaves nothing behind; while panicking it also prints what it wrote.
-struct Proc {
-    name: String,
-    child: Child,
-    output: Arc<Output>,
-    readers: Vec<JoinHandle<()>>,
-    status: Option<ExitStatus>,
-}
-
-impl Proc {
-    fn spawn(name: &str, cmd: &mut Command) -> Proc {
-        // The library this test run built, not a stale copy (see `library_dir`).
-        let mut path = library_dir().into_os_string();
-        if let Some(inherited) = std::env::var_os("LD_LIBRARY_PATH") {
-            path.push(":");
-            path.push(inherited);
-        }
-        cmd.env("LD_LIBRARY_PATH", path);
-        cmd.stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        let mut child = cmd
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {name}: {e}"));
-        let output = Arc::new(Output::default());
-        output.lock().1 = 2;
-        let stdout = child.stdout.take().expect("piped stdout");
-        let stderr = child.stderr.take().expect("piped stderr");
-        let readers = vec![
-            read_lines(stdout, "", output.clone()),
-            read_lines(stderr, "stderr: ", output.clone()),
-        ];
-        Proc {
-            name: name.to_owned(),
-            child,
-            output,
-            readers,
-            status: None,
-        }
-    }
-
-    fn lines(&self) -> Vec<String> {
-        self.output.lock().0.clone()
-    }
-
-    fn log(&self) -> String {
-        format!("---- {} ----\n{}\n", self.name, self.lines().join("\n"))
-    }
-
-    /// Waits until the process prints a line for which `pred` holds; returns that line.
-    fn wait_line(&self, what: &str, timeout: Duration, pred: impl Fn(&str) -> bool) -> String {
-        let end = Instant::now() + timeout;
-        let mut state = self.output.lock();
-        let why = loop {
-            if let Some(line) = state.0.iter().find(|l| pred(l)) {
-                return line.clone();
-            }
-            let now = Instant::now();
-            if state.1 == 0 {
-                break "the process closed its output first";
-            }
-            if now >= end {
-                break "deadline passed";
-            }
-            state = match self.output.changed.wait_timeout(state, end - now) {
-                Ok((guard, _)) => guard,
-                Err(poisoned) => poisoned.into_inner().0,
-            };
-        };
-        // Panic without holding the lock: the Drop guard reads the log afterwards.
-        let log = state.0.join("\n");
-        drop(state);
-        panic!("{}: {what}: {why}\n{log}", self.name);
-    }
-
-    /// Waits for the process to exit, at most `timeout`.
-    fn wait_exit(&mut self, timeout: Duration) -> ExitStatus {
-        if let Some(status) = self.status {
-            return status;
-        }
-        let end = Instant::now() + timeout;
-        loop {
-            if let Some(status) = self.child.try_wait().expect("try_wait") {
-                self.status = Some(status);
-                // Let the readers see EOF so that the log is complete.
-                for reader in self.readers.drain(..) {
-                    let _ = reader.join();
-                }
-                return status;
-            }
-            assert!(
-                Instant::now() < end,
-                "{} did not exit within {timeout:?}\n{}",
-                self.name,
-                self.log()
-            );
-            std::thread::sleep(Duration::from_millis(10));
-        }
-    }
-
-    fn signal(&self, signal: libc::c_int) {
-        // SAFETY: kill(2) on our own child's pid, which has not been reaped yet.
-        unsafe {
-            libc::kill(self.child.id() as libc::pid_t, signal);
-        }
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        if self.status.is_none() && matches!(self.child.try_wait(), Ok(None)) {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-        for reader in self.readers.drain(..) {
-            let _ = reader.join();
-        }
-        if std::thread::panicking() {
-            eprint!("{}", self.log());
-        }
-    }
-}
-
-fn read_lines(
-    stream: impl Read + Send + 'static,
-    prefix: &'static str,
-    output: Arc<Output>,
-) -> JoinHandle<()> {
-    std::thread::spawn(move || {
-        // Read to EOF whatever the bytes are, so that the child never blocks on a full pipe.
-        let mut reader = BufReader::new(stream);
-        let mut line = Vec::new();
-        while matches!(reader.read_until(b'\n', &mut line), Ok(n) if n > 0) {
-            let text = String::from_utf8_lossy(&line);
-            let text = text.trim_end_matches('\n');
-            output.lock().0.push(format!("{prefix}{text}"));
-            output.changed.notify_all();
-            line.clear();
-        }
-        output.lock().1 -= 1;
-        output.changed.notify_all();
-    })
-}
+// Child processes (the `Proc` guard lives in tests/programs/, shared with the tests of the
+// installed library and of the command)
 
 /// Runs a short-lived program to completion and returns (status, stdout lines).
 fn run(name: &str, cmd: &mut Command, timeout: Duration) -> (ExitStatus, Vec<String>) {
@@ -345,11 +196,6 @@ fn run(name: &str, cmd: &mut Command, timeout: Duration) -> (ExitStatus, Vec<Str
 
 // ---------------------------------------------------------------------------------------
 // The scene: keys, broker, workers, clients
-
-struct KeyPair {
-    public: String,
-    secret: String,
-}
 
 fn keygen(progs: &Programs) -> KeyPair {
     let (status, lines) = run("keygen", &mut Command::new(progs.path("keygen")), STARTUP);
@@ -1069,6 +915,56 @@ fn c_api_contract() {
             lines.join("\n")
         );
     }
+}
+
+/// check_api again, built with AddressSanitizer (leaks included) and UndefinedBehaviorSanitizer,
+/// as rustls-ffi runs its C tests: the C contract holds without a memory error, a leak or
+/// undefined behaviour on the C side of the boundary.
+#[test]
+fn c_api_contract_under_sanitizers() {
+    let progs = programs();
+    let exe = progs.path("check_api_sanitized");
+    let cc = std::env::var("CC").unwrap_or_else(|_| "cc".to_owned());
+    let (zmq_cflags, zmq_libs) = zmq_flags();
+    let libdir = progs.dir.join("lib");
+    let out = Command::new(&cc)
+        .args(WARNINGS)
+        .args(["-O1", "-g", "-fno-omit-frame-pointer"])
+        .args(["-fsanitize=address,undefined", "-fno-sanitize-recover=all"])
+        .arg(format!("-I{}", manifest_dir().join("include").display()))
+        .args(&zmq_cflags)
+        .arg("-o")
+        .arg(&exe)
+        .arg(manifest_dir().join("examples-c/check_api.c"))
+        .arg(format!("-L{}", libdir.display()))
+        .arg(format!("-Wl,-rpath,{}", libdir.display()))
+        .arg("-lzmq_proxy_stream")
+        .args(&zmq_libs)
+        .output()
+        .expect("run the C compiler");
+    assert!(
+        out.status.success() && out.stderr.is_empty(),
+        "compiling check_api with sanitizers:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (status, lines) = run(
+        "check_api (sanitized)",
+        Command::new(&exe).env("ASAN_OPTIONS", "detect_leaks=1:abort_on_error=0"),
+        Duration::from_secs(60),
+    );
+    assert!(
+        status.success()
+            && lines
+                .last()
+                .is_some_and(|l| l.starts_with("check_api: ") && l.ends_with(" checks passed")),
+        "check_api under ASan/UBSan: {status}\n{}",
+        lines.join("\n")
+    );
+    assert!(
+        !lines.iter().any(|l| l.contains("Sanitizer")),
+        "a sanitizer reported:\n{}",
+        lines.join("\n")
+    );
 }
 
 /// STREAMSTATS over the broker's REP control socket: the counters by ZMQ_PROXY_STREAM_STAT_*
