@@ -187,7 +187,8 @@
  * <bytes-up> is what the client sent after the greeting, <bytes-down> what the worker sent,
  * <ms> how long the pair lasted. CLOSE reasons: client-closed, worker-closed,
  * handshake-failed (the worker closed before its handshake completed), idle-timeout,
- * buffer-overflow, stalled. REJECT reasons: denied, per-address, banned, bad-greeting,
+ * buffer-overflow, stalled, takeover-violation (a peer sent while its connection was being
+ * taken over), takeover-failed. REJECT reasons: denied, per-address, banned, bad-greeting,
  * mechanism, bad-command, handshake-timeout, wait-timeout, queue-full, early-overflow.
  */
 #define ZMQ_PROXY_STREAM_EVENTS 19
@@ -379,8 +380,10 @@
 #define ZMQ_PROXY_STREAM_STAT_PAIRS_TAKEN_OVER 32
 
 /**
- * Pairs that stayed on the libzmq relay although ZMQ_PROXY_STREAM_TAKEOVER is on (no
- * descriptor, a failed check, libzmq refusing to let go).
+ * Pairs that could not be taken over although ZMQ_PROXY_STREAM_TAKEOVER is on: left on the
+ * libzmq relay (no descriptor, a failed check, libzmq holding bytes for a peer too long),
+ * or, rarely, closed (CLOSE reason takeover-failed) because libzmq let go of one connection
+ * and not the other, or did not let go in time.
  */
 #define ZMQ_PROXY_STREAM_STAT_TAKEOVER_FALLBACKS 33
 

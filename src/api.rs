@@ -116,7 +116,8 @@ pub const ZMQ_PROXY_STREAM_FAIL_BAN_TIME: c_int = 18;
 /// <bytes-up> is what the client sent after the greeting, <bytes-down> what the worker sent,
 /// <ms> how long the pair lasted. CLOSE reasons: client-closed, worker-closed,
 /// handshake-failed (the worker closed before its handshake completed), idle-timeout,
-/// buffer-overflow, stalled. REJECT reasons: denied, per-address, banned, bad-greeting,
+/// buffer-overflow, stalled, takeover-violation (a peer sent while its connection was being
+/// taken over), takeover-failed. REJECT reasons: denied, per-address, banned, bad-greeting,
 /// mechanism, bad-command, handshake-timeout, wait-timeout, queue-full, early-overflow.
 pub const ZMQ_PROXY_STREAM_EVENTS: c_int = 19;
 
@@ -208,8 +209,10 @@ pub const ZMQ_PROXY_STREAM_STAT_EVENTS_DROPPED: c_int = 31;
 /// Pairs whose connections were taken out of libzmq and relayed directly
 /// (ZMQ_PROXY_STREAM_TAKEOVER).
 pub const ZMQ_PROXY_STREAM_STAT_PAIRS_TAKEN_OVER: c_int = 32;
-/// Pairs that stayed on the libzmq relay although ZMQ_PROXY_STREAM_TAKEOVER is on (no
-/// descriptor, a failed check, libzmq refusing to let go).
+/// Pairs that could not be taken over although ZMQ_PROXY_STREAM_TAKEOVER is on: left on the
+/// libzmq relay (no descriptor, a failed check, libzmq holding bytes for a peer too long),
+/// or, rarely, closed (CLOSE reason takeover-failed) because libzmq let go of one connection
+/// and not the other, or did not let go in time.
 pub const ZMQ_PROXY_STREAM_STAT_TAKEOVER_FALLBACKS: c_int = 33;
 /// Pairs closed because a peer sent bytes while its connection was being taken over (a
 /// ZMTP peer is silent then; such bytes may be lost inside libzmq, so the pair is closed

@@ -14,7 +14,8 @@ use crate::relay_thread::{NewPair, RelayThreads};
 use crate::takeover::{self, Takeovers};
 use crate::zmq_io::{
     force_shutdown, half_close, local_address, peer_address, peer_alive, tcp_bytes_acked,
-    wait_readable, Errno, Msg, SocketRef, EFSM, ETERM, ZMQ_DONTWAIT, ZMQ_SNDMORE,
+    tcp_bytes_written, wait_readable, Errno, Msg, SocketRef, EFSM, ETERM, ZMQ_DONTWAIT,
+    ZMQ_SNDMORE,
 };
 
 /// Chunks read from one socket before the loop looks at the others again.
@@ -117,6 +118,8 @@ pub struct Driver {
     trim_due: Option<Instant>,
     /// Dial-out: the worker connections the proxy makes itself.
     dialer: Option<Dialer>,
+    /// Pairs wait to be handed over until libzmq has sent what it holds for them.
+    handovers_waiting: bool,
 }
 
 const CONTROL: usize = 2;
@@ -147,6 +150,7 @@ impl Driver {
             takeovers: Takeovers::default(),
             trim_due: None,
             dialer: None,
+            handovers_waiting: false,
         }
     }
 
@@ -236,6 +240,7 @@ impl Driver {
                 }
             }
 
+            self.core.prune_timers();
             let dial_work = self.dialer.as_ref().is_some_and(|d| d.has_work())
                 && self.core.reading(Side::Backend);
             let more_input =
@@ -249,7 +254,7 @@ impl Driver {
                     .min();
                 next.map(|at| at.saturating_duration_since(now))
             };
-            let letting_go = !self.takeovers.is_empty();
+            let letting_go = !self.takeovers.is_empty() || self.handovers_waiting;
             if letting_go {
                 timeout = Some(timeout.map_or(TAKEOVER_TICK, |t| t.min(TAKEOVER_TICK)));
             }
@@ -318,16 +323,20 @@ impl Driver {
                 self.abort(now, tag);
             }
             self.send_transmits(now)?;
-            if !self.core.wants_handover() {
+            // Handovers left waiting are asked about again at the next turn, not here.
+            if !self.core.wants_handover() || self.handovers_waiting {
                 return Ok(());
             }
         }
     }
 
-    /// Takes newly formed pairs out of libzmq, or leaves them on its relay.
+    /// Takes newly formed pairs out of libzmq, or leaves them on its relay. A pair whose
+    /// connections libzmq still holds bytes for (the proxy's greeting to a peer that did not
+    /// wait for it) waits, and is asked about again at the next turn.
     fn hand_over(&mut self, now: Instant) -> Result<(), Errno> {
         let linger = self.core.limits().close_linger;
-        loop {
+        self.handovers_waiting = false;
+        for _ in 0..self.core.handovers_pending() {
             let Some(h) = self.core.next_handover() else {
                 return Ok(());
             };
@@ -347,11 +356,28 @@ impl Driver {
                 self.core.on_handover(now, tag, HandoverOutcome::Fallback);
                 continue;
             }
+            // libzmq drops what its pipe still holds when it lets go: everything handed to it
+            // must have reached the kernel first.
+            let left_libzmq = |fd: &Option<std::os::fd::OwnedFd>, sent: u64| {
+                fd.as_ref().is_none_or(|fd| {
+                    tcp_bytes_written(std::os::fd::AsRawFd::as_raw_fd(fd)).is_none_or(|w| w >= sent)
+                })
+            };
+            if !(left_libzmq(&client, h.sent[0]) && left_libzmq(&worker, h.sent[1])) {
+                let outcome = if now >= h.paired_at + linger {
+                    HandoverOutcome::Fallback
+                } else {
+                    self.handovers_waiting = true;
+                    HandoverOutcome::NotYet
+                };
+                self.core.on_handover(now, tag, outcome);
+                continue;
+            }
             let client = client.expect("checked");
             let originals = [Some(h.client.fd), (!dialed).then_some(h.worker.fd)];
             let received = h.received;
             let (client_id, worker_id) = (h.client_id.to_vec(), h.worker_id.to_vec());
-            let mut to_worker = h.to_worker;
+            let (mut to_worker, to_client) = (h.to_worker, h.to_client);
             self.unprobed[0] = true;
             if send_close(self.sockets.frontend, &client_id)? == SendOutcome::WouldBlock {
                 self.core.on_handover(now, tag, HandoverOutcome::Fallback);
@@ -379,16 +405,19 @@ impl Driver {
                 tag,
                 fds: [client, worker],
                 to_worker,
+                to_client,
             };
             self.takeovers.push(pair, originals, received, now + linger);
             self.core.on_handover(now, tag, HandoverOutcome::Taken);
         }
+        Ok(())
     }
 
     /// Ends a taken-over pair at once: a peer sent bytes while libzmq let go of it.
     fn abort(&mut self, now: Instant, tag: u64) {
         if self.takeovers.abort(tag) {
-            self.core.on_relay_event(now, aborted(tag));
+            self.core
+                .on_relay_event(now, never_relayed(tag, RelayEnd::Aborted));
         } else if let Some(relays) = &self.relays {
             relays.abort(tag);
         }
@@ -399,8 +428,8 @@ impl Driver {
         if self.takeovers.is_empty() {
             return;
         }
-        let (mut ready, mut expired) = (Vec::new(), Vec::new());
-        self.takeovers.settle(now, &mut ready, &mut expired);
+        let (mut ready, mut failed) = (Vec::new(), Vec::new());
+        self.takeovers.settle(now, &mut ready, &mut failed);
         let relays = self.relays.as_mut().expect("takeovers need relay threads");
         if !ready.is_empty() && self.trim_due.is_none() {
             self.trim_due = Some(now + TRIM_INTERVAL);
@@ -408,8 +437,8 @@ impl Driver {
         for pair in ready {
             relays.add(pair);
         }
-        for tag in expired {
-            self.core.on_relay_event(now, aborted(tag));
+        for (tag, end) in failed {
+            self.core.on_relay_event(now, never_relayed(tag, end));
         }
     }
 
@@ -595,10 +624,10 @@ impl Driver {
 }
 
 /// A pair's end when it could not be relayed after all.
-fn aborted(tag: u64) -> RelayEvent {
+fn never_relayed(tag: u64, end: RelayEnd) -> RelayEvent {
     RelayEvent::Ended {
         tag,
-        end: RelayEnd::Aborted,
+        end,
         bytes_up: 0,
         bytes_down: 0,
         handshake_done: false,

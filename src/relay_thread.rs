@@ -30,6 +30,7 @@ pub struct NewPair {
     /// Client's, then worker's connection.
     pub fds: [OwnedFd; 2],
     pub to_worker: Vec<u8>,
+    pub to_client: Vec<u8>,
 }
 
 enum Command {
@@ -294,7 +295,9 @@ impl Worker {
         while let Ok(command) = self.commands.try_recv() {
             match command {
                 Command::Add(pair) => {
-                    let slot = self.relay.add(now, pair.tag, pair.to_worker);
+                    let slot = self
+                        .relay
+                        .add(now, pair.tag, pair.to_worker, pair.to_client);
                     if self.fds.len() <= slot {
                         self.fds.resize_with(slot + 1, || None);
                     }

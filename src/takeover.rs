@@ -13,6 +13,7 @@ use std::os::fd::{OwnedFd, RawFd};
 use std::time::Instant;
 
 use crate::core::PeerInfo;
+use crate::relay::RelayEnd;
 use crate::relay_io::{bytes_consumed, released_by_libzmq, take_connection};
 use crate::relay_thread::NewPair;
 
@@ -68,7 +69,12 @@ impl Takeovers {
     /// be relayed (their duplicates are closed): libzmq did not let go by their deadline, or
     /// it read bytes from a connection that it never delivered (a peer that spoke while it
     /// should have been silent), which would leave a hole in the stream.
-    pub fn settle(&mut self, now: Instant, ready: &mut Vec<NewPair>, failed: &mut Vec<u64>) {
+    pub fn settle(
+        &mut self,
+        now: Instant,
+        ready: &mut Vec<NewPair>,
+        failed: &mut Vec<(u64, RelayEnd)>,
+    ) {
         let mut i = 0;
         while i < self.pending.len() {
             let p = &self.pending[i];
@@ -84,10 +90,10 @@ impl Takeovers {
                 if whole {
                     ready.push(p.pair);
                 } else {
-                    failed.push(p.pair.tag);
+                    failed.push((p.pair.tag, RelayEnd::Aborted));
                 }
             } else if now >= p.deadline {
-                failed.push(self.pending.swap_remove(i).pair.tag);
+                failed.push((self.pending.swap_remove(i).pair.tag, RelayEnd::NotReleased));
             } else {
                 i += 1;
             }

@@ -266,6 +266,17 @@ pub fn tcp_bytes_acked(fd: i32) -> Option<u64> {
     tcp_info(fd).map(|info| info.tcpi_bytes_acked)
 }
 
+/// Bytes written to the TCP socket `fd` since it opened: acknowledged by the peer, or in its
+/// send queue (SIOCOUTQ). Compared with what was handed to libzmq for the connection, it
+/// tells whether libzmq still holds some. None when unknown.
+pub fn tcp_bytes_written(fd: i32) -> Option<u64> {
+    let acked = tcp_bytes_acked(fd)?;
+    let mut queued: c_int = 0;
+    // SAFETY: TIOCOUTQ writes one int; a closed or non-TCP descriptor just fails.
+    let rc = unsafe { libc::ioctl(fd, libc::TIOCOUTQ, &mut queued) };
+    (rc == 0).then_some(acked + queued.max(0) as u64)
+}
+
 /// TCP_INFO of the TCP socket `fd`, when the kernel gives one that includes the byte
 /// counters (Linux 4.2 and later).
 #[cfg(target_os = "linux")]

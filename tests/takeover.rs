@@ -400,9 +400,12 @@ fn five_thousand_idle_pairs_cost_no_cpu_and_all_still_work() {
     assert_eq!(s[ZMQ_PROXY_STREAM_STAT_TAKEOVER_FALLBACKS as usize], 0);
     // This process is the proxy (its thread, the relay thread, libzmq's I/O thread) and the
     // test thread, which sleeps: what it uses while all pairs are idle is the proxy's.
+    // Two seconds: the window may include the one-off return of libzmq's freed memory to
+    // the system after the burst of takeovers (malloc_trim), which a 1 ms wake-up loop
+    // (2.8 % of a core) would still exceed.
     let cpu0 = process_cpu();
     let t1 = Instant::now();
-    std::thread::sleep(Duration::from_millis(1000));
+    std::thread::sleep(Duration::from_millis(2000));
     let idle_cpu = process_cpu() - cpu0;
     let wall = t1.elapsed();
     eprintln!("{PAIRS} idle pairs (set up in {set_up:?}): {idle_cpu:?} CPU in {wall:?}");
@@ -703,13 +706,16 @@ fn failed_handshakes_on_taken_over_pairs_are_reported_and_banned() {
     let bad_client = |failures: u64| {
         worker_idle();
         // Another server's key, no reconnection: one HELLO the worker cannot open.
-        let bad = monitored_client(&cctx, &proxy.frontend, &curve(), |s| {
+        // No socket monitor: the connection may be gone before a monitor's event is read.
+        let bad = client_with(&cctx, &proxy.frontend, &curve(), |s| {
             s.set_reconnect_ivl(-1).unwrap()
         });
         pairs.set(pairs.get() + 1);
-        let close = proxy.wait_event("the wrong-key client's CLOSE", DEADLINE, |e| {
-            e.is_close() && e.client() == bad.addr.to_string()
-        });
+        let close = proxy.wait_event(
+            "the wrong-key client's CLOSE",
+            DEADLINE,
+            |e| matches!(e, ProxyEvent::Close { pair, .. } if *pair == pairs.get()),
+        );
         let ProxyEvent::Close {
             pair,
             bytes_up,
@@ -785,9 +791,6 @@ fn failed_handshakes_on_taken_over_pairs_are_reported_and_banned() {
 /// proxy's greeting (libzmq waits; a hand-written ZMTP client may not), gets the proxy's
 /// whole greeting, as on the libzmq relay, and its pair relays both ways.
 #[test]
-#[ignore = "fails: the rest of the proxy's greeting (53 bytes), queued for libzmq when the \
-            greeting and first command arrive in one chunk, is lost at the takeover (the \
-            driver hands over before it sends, and a Handover carries nothing for the client)"]
 fn a_client_sending_greeting_and_first_command_at_once_gets_the_whole_greeting() {
     let _g = serial();
     let proxy = takeover_proxy(vec![]);

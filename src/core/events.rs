@@ -20,6 +20,9 @@ pub enum PairEnd {
     Stalled,
     /// A peer sent bytes while its connection was being taken over from libzmq.
     TakeoverViolation,
+    /// The pair could not be taken over after libzmq was asked to let go of it (libzmq
+    /// refused to let go of one connection, or did not in time).
+    TakeoverFailed,
 }
 
 impl PairEnd {
@@ -32,6 +35,7 @@ impl PairEnd {
             PairEnd::BufferOverflow => "buffer-overflow",
             PairEnd::Stalled => "stalled",
             PairEnd::TakeoverViolation => "takeover-violation",
+            PairEnd::TakeoverFailed => "takeover-failed",
         }
     }
 }

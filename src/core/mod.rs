@@ -423,6 +423,11 @@ impl<P: AsRef<[u8]>> Core<P> {
                     self.reject(now, key, Reject::EarlyOverflow);
                 }
             }
+            State::Paired(_) if conn.side == Side::Frontend && self.handovers.contains(&key) => {
+                // The pair waits to be taken over: the client's bytes stay with its first
+                // command, to reach the worker after the end of the proxy's greeting.
+                conn.early.push(data, true);
+            }
             State::Paired(partner) => {
                 conn.last_activity = now;
                 conn.relayed += data.as_ref().len() as u64;

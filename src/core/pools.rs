@@ -21,9 +21,18 @@ pub struct Handover<'a> {
     /// kernel says more were read from it, libzmq dropped some and the pair must not be
     /// relayed.
     pub received: [u64; 2],
-    /// What the worker is owed first: the end of the proxy's greeting, then everything the
-    /// client sent from its first handshake command on.
+    /// What the worker is owed first: what the proxy queued for it and has not sent, the
+    /// end of the proxy's greeting, then everything the client sent from its first
+    /// handshake command on.
     pub to_worker: Vec<u8>,
+    /// What the proxy queued for the client and has not sent (the end of its greeting, when
+    /// the client sent greeting and first command at once).
+    pub to_client: Vec<u8>,
+    /// Bytes the proxy handed to libzmq for each connection (client's, worker's): they must
+    /// all have left libzmq before it lets go, or its pipe would drop them.
+    pub sent: [u64; 2],
+    /// When the pair formed.
+    pub paired_at: Instant,
 }
 
 /// How a handover went.
@@ -33,6 +42,8 @@ pub enum HandoverOutcome {
     Taken,
     /// Nothing changed (a descriptor could not be taken or checked): relay through libzmq.
     Fallback,
+    /// Not now (libzmq still holds bytes for a connection): ask again later.
+    NotYet,
     /// libzmq let go of one connection but refused the other: the pair is closed.
     Broken,
 }
@@ -225,6 +236,11 @@ impl<P: AsRef<[u8]>> Core<P> {
 }
 
 impl<P: AsRef<[u8]>> Core<P> {
+    /// Pairs waiting to be handed over.
+    pub fn handovers_pending(&self) -> usize {
+        self.handovers.len()
+    }
+
     /// The next pair to take out of libzmq, if any. Answer with [`Core::on_handover`] before
     /// asking again.
     pub fn next_handover(&mut self) -> Option<Handover<'_>> {
@@ -241,8 +257,12 @@ impl<P: AsRef<[u8]>> Core<P> {
             let c = c.expect("checked");
             let w = self.conns.get(worker).expect("partner of a live pair");
             let m = c.mechanism.expect("set when paired");
-            let mut to_worker = zmtp::greeting_rest(m, false).to_vec();
+            let mut to_worker = Vec::new();
+            w.out.copy_to(&mut to_worker);
+            to_worker.extend_from_slice(&zmtp::greeting_rest(m, false));
             c.early.copy_to(&mut to_worker);
+            let mut to_client = Vec::new();
+            c.out.copy_to(&mut to_client);
             return Some(Handover {
                 tag: client.tag(),
                 client_id: c.id.as_bytes(),
@@ -251,6 +271,9 @@ impl<P: AsRef<[u8]>> Core<P> {
                 worker: w.peer.expect("checked when paired"),
                 received: [c.received, w.received],
                 to_worker,
+                to_client,
+                sent: [c.bytes_sent, w.bytes_sent],
+                paired_at: c.paired_at,
             });
         }
     }
@@ -260,6 +283,11 @@ impl<P: AsRef<[u8]>> Core<P> {
         let client = Key::from_tag(tag);
         let front = self.handovers.pop_front();
         debug_assert_eq!(front, Some(client));
+        if outcome == HandoverOutcome::NotYet {
+            // To the back: the others may be ready.
+            self.handovers.push_back(client);
+            return;
+        }
         let Some(State::Paired(worker)) = self.conns.get(client).map(|c| c.state) else {
             return;
         };
@@ -267,19 +295,23 @@ impl<P: AsRef<[u8]>> Core<P> {
         match outcome {
             HandoverOutcome::Taken => {
                 self.stats.pairs_taken_over += 1;
+                // What was queued for either went with the handover.
                 let c = self.conns.get_mut(client).expect("live");
                 c.state = State::Relayed(worker);
                 c.early.clear();
+                c.out.clear();
                 let w = self.conns.get_mut(worker).expect("live");
                 w.state = State::Relayed(client);
+                w.out.clear();
             }
             HandoverOutcome::Fallback => {
                 self.stats.takeover_fallbacks += 1;
                 self.relay_through_libzmq(now, client, worker, m.expect("set when paired"));
             }
+            HandoverOutcome::NotYet => unreachable!("handled above"),
             HandoverOutcome::Broken => {
                 self.stats.takeover_fallbacks += 1;
-                self.end_pair(now, client, worker, PairEnd::TakeoverViolation);
+                self.end_pair(now, client, worker, PairEnd::TakeoverFailed);
                 self.start_close(now, client, false);
                 self.start_close(now, worker, false);
             }
@@ -323,6 +355,10 @@ impl<P: AsRef<[u8]>> Core<P> {
                     RelayEnd::Aborted => {
                         self.stats.takeover_violations += 1;
                         PairEnd::TakeoverViolation
+                    }
+                    RelayEnd::NotReleased => {
+                        self.stats.takeover_fallbacks += 1;
+                        PairEnd::TakeoverFailed
                     }
                 };
                 self.end_pair(now, client, worker, end);

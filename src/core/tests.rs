@@ -1276,7 +1276,7 @@ fn a_broken_handover_closes_both_connections() {
         matches!(
             events.as_slice(),
             [Event::Close {
-                end: PairEnd::TakeoverViolation,
+                end: PairEnd::TakeoverFailed,
                 ..
             }]
         ),

@@ -38,6 +38,14 @@ impl Timers {
         self.heap.peek().map(|Reverse((at, _, _))| *at)
     }
 
+    fn peek(&self) -> Option<(Instant, Key, TimerKind)> {
+        self.heap.peek().map(|Reverse(t)| *t)
+    }
+
+    fn pop(&mut self) {
+        self.heap.pop();
+    }
+
     fn pop_due(&mut self, now: Instant) -> Option<(Instant, Key, TimerKind)> {
         match self.heap.peek() {
             Some(Reverse((at, _, _))) if *at <= now => self.heap.pop().map(|Reverse(t)| t),
@@ -47,6 +55,40 @@ impl Timers {
 }
 
 impl<P: AsRef<[u8]>> Core<P> {
+    /// Whether a timer still means something: its connection is still in the state it was
+    /// armed for (the same conditions `fire_timers` acts on).
+    fn timer_live(&self, at: Instant, key: Key, kind: TimerKind) -> bool {
+        let Some(conn) = self.conns.get(key) else {
+            return false;
+        };
+        match (kind, conn.state) {
+            (TimerKind::Retry, _) => conn.blocked_until == Some(at),
+            (TimerKind::Handshake, State::ClientHandshake { .. } | State::WorkerHandshake) => true,
+            (TimerKind::Wait, State::Waiting(_) | State::Dialing { .. }) => true,
+            (TimerKind::MaxAge, State::Idle(_)) => true,
+            (TimerKind::Idle | TimerKind::Probe, State::Paired(_)) => true,
+            (TimerKind::Stall, _) => true,
+            (TimerKind::ConnectTimeout, State::Connecting | State::WorkerHandshake) => {
+                conn.dial.is_some()
+            }
+            (TimerKind::Redial, State::Waiting(_)) => true,
+            _ => false,
+        }
+    }
+
+    /// Drops timers at the head of the heap that no longer mean anything (a client that
+    /// screened long before its handshake deadline, a pair taken over), so that the loop
+    /// does not wake for them: with thousands of connections made in a burst, their dead
+    /// deadlines would otherwise wake an idle proxy thousands of times a second.
+    pub fn prune_timers(&mut self) {
+        while let Some((at, key, kind)) = self.timers.peek() {
+            if self.timer_live(at, key, kind) {
+                return;
+            }
+            self.timers.pop();
+        }
+    }
+
     pub(super) fn fire_timers(&mut self, now: Instant) {
         while let Some((at, key, kind)) = self.timers.pop_due(now) {
             let Some(conn) = self.conns.get_mut(key) else {

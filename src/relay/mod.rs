@@ -77,6 +77,8 @@ pub enum RelayEnd {
     IdleTimeout,
     /// The core asked for it: one of the connections broke the takeover's quiet moment.
     Aborted,
+    /// Never relayed: libzmq did not let go of a connection in time.
+    NotReleased,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -211,9 +213,10 @@ impl Relay {
     }
 
     /// Takes a pair over: `to_worker` is what the worker is owed first (the end of its
-    /// greeting and the client's first command). Returns the slot that names it.
-    pub fn add(&mut self, now: Instant, tag: u64, to_worker: Vec<u8>) -> usize {
-        let pair = Pair::new(now, tag, to_worker);
+    /// greeting and the client's first command), `to_client` what the client is owed (the
+    /// end of its greeting, if it had not left yet). Returns the slot that names it.
+    pub fn add(&mut self, now: Instant, tag: u64, to_worker: Vec<u8>, to_client: Vec<u8>) -> usize {
+        let pair = Pair::new(now, tag, to_worker, to_client);
         let slot = match self.free.pop() {
             Some(s) => {
                 self.pairs[s] = Some(pair);

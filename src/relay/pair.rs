@@ -70,7 +70,7 @@ fn closed_by(end: End) -> RelayEnd {
 }
 
 impl Pair {
-    pub(super) fn new(now: Instant, tag: u64, to_worker: Vec<u8>) -> Pair {
+    pub(super) fn new(now: Instant, tag: u64, to_worker: Vec<u8>, to_client: Vec<u8>) -> Pair {
         // Writable until a write says otherwise. Not readable until epoll says so: it reports
         // a connection that is readable when registered, and a read that finds nothing
         // would have taken a buffer for nothing.
@@ -83,7 +83,7 @@ impl Pair {
             tag,
             ready: [ready; 2],
             flow: [Flow::Open; 2],
-            buf: [Buffer::with_bytes(to_worker), Buffer::default()],
+            buf: [Buffer::with_bytes(to_worker), Buffer::with_bytes(to_client)],
             bytes_read: [0; 2],
             watch: Some(Box::default()),
             handshake_done: false,

@@ -96,7 +96,7 @@ impl RelaySim {
             idle_timeout: None,
             linger: Duration::from_secs(2),
         });
-        let slot = relay.add(now, 7, to_worker);
+        let slot = relay.add(now, 7, to_worker, Vec::new());
         RelaySim {
             relay,
             now,
@@ -361,7 +361,7 @@ fn an_idle_pair_is_closed_at_the_idle_timeout_and_a_busy_one_is_not() {
         idle_timeout: Some(Duration::from_secs(10)),
         linger: Duration::from_secs(2),
     });
-    let slot = relay.add(now, 1, Vec::new());
+    let slot = relay.add(now, 1, Vec::new(), Vec::new());
     // Drain the optimistic first reads.
     while let Some(op) = relay.next_io() {
         let t = op.token;
@@ -424,7 +424,7 @@ fn abort_closes_at_once_and_unknown_tags_are_ignored() {
         idle_timeout: None,
         linger: Duration::from_secs(2),
     });
-    relay.add(now, 1, b"abc".to_vec());
+    relay.add(now, 1, b"abc".to_vec(), Vec::new());
     relay.abort(99);
     relay.abort(1);
     let op = relay.next_io().expect("the close");
