@@ -240,6 +240,9 @@ impl Driver {
                 }
             }
 
+            // What the reads just did (a refused client, a pair that ended) is published
+            // before the loop may sleep for long.
+            self.publish_events()?;
             self.core.prune_timers();
             let dial_work = self.dialer.as_ref().is_some_and(|d| d.has_work())
                 && self.core.reading(Side::Backend);
