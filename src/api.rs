@@ -92,11 +92,26 @@ pub const ZMQ_PROXY_STREAM_WORKER_ENDPOINT: c_int = 15;
 pub const ZMQ_PROXY_STREAM_CONNECT_TIMEOUT: c_int = 16;
 /// int, count: a client address whose pairs this many times in a row ended with the worker
 /// closing before the security handshake completed (a wrong CURVE server key, a bad
-/// password) is refused for ZMQ_PROXY_STREAM_FAIL_BAN_TIME (REJECT_BANNED). A completed
-/// handshake from the address resets its count. 0 = off (default).
+/// password) is refused for ZMQ_PROXY_STREAM_FAIL_BAN_TIME (REJECT_BANNED): its
+/// connections are closed on their first bytes and reach no worker. Once banned, the
+/// address's next failure bans it again at once, for twice as long each time (at most 8
+/// times FAIL_BAN_TIME); a completed handshake from the address clears its record, and so
+/// does a quiet spell of one ban length after its last ban ended. Clients from other
+/// addresses are never affected; a client sharing the banned address (behind the same NAT)
+/// is refused while the ban in force lasts, and no longer. 0 = off. Default 2.
+///
+/// Why on by default: in dial-in, libzmq never reconnects a worker connection that failed a
+/// handshake with a protocol error (a wrong-key CURVE HELLO is one), so each such pair
+/// costs a worker one of its connections for good unless the worker calls zmq_connect()
+/// again (see ZMQ_PROXY_STREAM_STAT_WORKERS_LOST). Without a ban, one wrong-key client that
+/// keeps reconnecting (libzmq does so every 100 ms) takes every connection of every worker
+/// within seconds. With the defaults (2 failures, 30 s, doubling) such a client fails at
+/// 0 s, once more at once, then at 30 s and next at 90 s: it costs the workers at most 3
+/// connections in its first 60 s and one more per ban after that, while one failure alone
+/// (a typo, a key rotation caught mid-way) bans nobody.
 pub const ZMQ_PROXY_STREAM_FAIL_BAN: c_int = 17;
-/// int, milliseconds: how long ZMQ_PROXY_STREAM_FAIL_BAN refuses an address. At least 1.
-/// Default 60000.
+/// int, milliseconds: how long ZMQ_PROXY_STREAM_FAIL_BAN's first ban of an address lasts;
+/// each repeat doubles it, up to 8 times this. At least 1. Default 30000.
 pub const ZMQ_PROXY_STREAM_FAIL_BAN_TIME: c_int = 18;
 /// void *: a socket the caller made (ZMQ_PUB, ZMQ_PUSH or ZMQ_PAIR) on which the proxy
 /// publishes one message per event; value is a pointer to the socket pointer, size
@@ -109,6 +124,7 @@ pub const ZMQ_PROXY_STREAM_FAIL_BAN_TIME: c_int = 18;
 ///   OPEN <pair> <client> <worker> <mechanism>
 ///   CLOSE <pair> <client> <worker> <mechanism> <bytes-up> <bytes-down> <ms> <reason>
 ///   REJECT <client> <reason>
+///   LOST <pair> <worker> <mechanism>
 /// <pair> numbers pairs from 1 in the order they opened. <client> is the client's
 /// address:port ("192.0.2.7:51000", "[2001:db8::7]:51000"), "-" when unknown (ipc).
 /// <worker> is the dialed endpoint in dial-out, the worker connection's address:port in
@@ -119,6 +135,10 @@ pub const ZMQ_PROXY_STREAM_FAIL_BAN_TIME: c_int = 18;
 /// buffer-overflow, stalled, takeover-violation (a peer sent while its connection was being
 /// taken over), takeover-failed. REJECT reasons: denied, per-address, banned, bad-greeting,
 /// mechanism, bad-command, handshake-timeout, wait-timeout, queue-full, early-overflow.
+/// LOST (dial-in only) follows the CLOSE handshake-failed of a pair whose worker connection
+/// closed during the security handshake: that connection will not come back unless its
+/// worker connects again (ZMQ_PROXY_STREAM_STAT_WORKERS_LOST). Readers should skip event
+/// kinds they do not know: new kinds may be added.
 pub const ZMQ_PROXY_STREAM_EVENTS: c_int = 19;
 
 /// int, 0 or 1: take paired connections out of libzmq and relay them directly.
@@ -218,5 +238,11 @@ pub const ZMQ_PROXY_STREAM_STAT_TAKEOVER_FALLBACKS: c_int = 33;
 /// ZMTP peer is silent then; such bytes may be lost inside libzmq, so the pair is closed
 /// rather than relayed with a hole).
 pub const ZMQ_PROXY_STREAM_STAT_TAKEOVER_VIOLATIONS: c_int = 34;
+/// Dial-in: worker connections that closed during a pair's security handshake (the CLOSE
+/// reason handshake-failed, a LOST event each). libzmq never reconnects a connection that
+/// failed a handshake with a protocol error (a client's wrong CURVE server key), so each is
+/// a slot its worker has lost unless it calls zmq_connect() again: a count that rises while
+/// WORKERS_IDLE falls shows capacity eroding before clients queue.
+pub const ZMQ_PROXY_STREAM_STAT_WORKERS_LOST: c_int = 35;
 /// Number of counters in this version's STREAMSTATS frame.
-pub const ZMQ_PROXY_STREAM_STAT_COUNT: c_int = 35;
+pub const ZMQ_PROXY_STREAM_STAT_COUNT: c_int = 36;

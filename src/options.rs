@@ -290,8 +290,8 @@ mod tests {
     fn dial_out_fail_ban_and_events_options() {
         let mut o = Options::default();
         assert_eq!(get_int(&o, ZMQ_PROXY_STREAM_CONNECT_TIMEOUT), 2000);
-        assert_eq!(get_int(&o, ZMQ_PROXY_STREAM_FAIL_BAN), 0);
-        assert_eq!(get_int(&o, ZMQ_PROXY_STREAM_FAIL_BAN_TIME), 60000);
+        assert_eq!(get_int(&o, ZMQ_PROXY_STREAM_FAIL_BAN), 2);
+        assert_eq!(get_int(&o, ZMQ_PROXY_STREAM_FAIL_BAN_TIME), 30000);
         let mut s = [0u8; 128];
         assert_eq!(o.get(ZMQ_PROXY_STREAM_WORKER_ENDPOINT, &mut s), Ok(1));
         o.set(ZMQ_PROXY_STREAM_WORKER_ENDPOINT, b"tcp://10.0.0.1:5600")

@@ -6,7 +6,7 @@ mod common;
 use common::raw::*;
 use common::*;
 use std::io::Read;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use zmq_proxy_stream::api::*;
 
 /// A raw client sends a CURVE greeting; returns whether the proxy closed it, and how many
@@ -220,4 +220,155 @@ fn ipv6_an_allowed_loopback_is_served_and_others_are_not() {
     let open = proxy.wait_event("OPEN", DEADLINE, ProxyEvent::is_open);
     assert_eq!(open.client(), format!("[::1]:{}", addr.port()));
     assert_eq!(proxy.stat(ZMQ_PROXY_STREAM_STAT_REJECT_DENIED), 0);
+}
+
+/// `frontend` (tcp://127.0.0.1:PORT) reached from the source address `source`, in libzmq's
+/// "tcp://SOURCE:0;HOST:PORT" connect syntax.
+fn from_source(frontend: &str, source: &str) -> String {
+    let target = frontend.strip_prefix("tcp://").expect("a tcp:// frontend");
+    format!("tcp://{source}:0;{target}")
+}
+
+/// Issue 11, item 2: with the default FAIL_BAN (2) a wrong-key CURVE client that keeps
+/// reconnecting costs the dial-in workers at most 3 connections over the time the claim
+/// covers, clients from other addresses are never refused, and a client sharing the address
+/// is refused at most for the ban in force.
+///
+/// The product claim is 60 s of reconnecting with the default FAIL_BAN_TIME of 30 s (fails
+/// at 0 s and at once, banned until 30 s, fails at 30 s, banned for 60 s: 3 connections).
+/// Scaled down 30 times here to keep the test short: FAIL_BAN_TIME 1000 ms and 2 s of
+/// reconnecting. libzmq's reconnect interval (100 ms) is not scaled, so this client tries
+/// relatively more often than the claim's: a harder case, not an easier one.
+#[test]
+fn a_wrong_key_client_costs_dial_in_workers_at_most_3_connections() {
+    const BAN_MS: u64 = 1000;
+    const RECONNECTING: Duration = Duration::from_millis(2 * BAN_MS);
+    const CONNECTIONS: u64 = 8;
+    let proxy = Proxy::start_config(
+        ProxyConfig::new()
+            .events(EventsKind::Pair)
+            .opt(ZMQ_PROXY_STREAM_FAIL_BAN_TIME, OptValue::Int(BAN_MS as i32)),
+    );
+    let mech = curve();
+    let wctx = zmq::Context::new();
+    // A worker without the README's recovery: each connection that fails a handshake with a
+    // protocol error is gone for good (what the issue measured: 4 of 4 in 2 s, unbanned).
+    let _worker = Worker::start(&wctx, &proxy.backend, mech.clone(), CONNECTIONS as usize);
+    wait_until("every worker connection idle", DEADLINE, || {
+        proxy.stat(ZMQ_PROXY_STREAM_STAT_WORKERS_IDLE_CURVE) == CONNECTIONS
+    });
+
+    // The wrong-key client: libzmq reconnects it by itself (100 ms) each time the proxy
+    // closes it, for RECONNECTING.
+    let cctx = zmq::Context::new();
+    let start = Instant::now();
+    let bad = client(&cctx, &proxy.frontend, &curve());
+    bad.send("let me in", zmq::DONTWAIT).unwrap();
+    let mut lost = 0;
+    let mut last_loss_seen = start;
+    while start.elapsed() < RECONNECTING {
+        let st = proxy.stream_stats();
+        let now_lost = st[ZMQ_PROXY_STREAM_STAT_WORKERS_LOST as usize];
+        if now_lost != lost {
+            lost = now_lost;
+            last_loss_seen = Instant::now();
+        }
+        assert!(
+            lost <= 3,
+            "{lost} connections lost after {:?}",
+            start.elapsed()
+        );
+        if let Some(m) = recv_within(&bad, Duration::from_millis(20)) {
+            panic!("the wrong-key client got {m:?}");
+        }
+    }
+    drop(bad);
+    let st = proxy.stream_stats();
+    let banned = st[ZMQ_PROXY_STREAM_STAT_REJECT_BANNED as usize];
+    assert!(
+        (2..=3).contains(&lost),
+        "FAIL_BAN 2 bans after 2; one repeat at most in 2 ban times: {st:?}"
+    );
+    assert!(banned > 0, "its reconnections met the ban: {st:?}");
+    assert_eq!(st[ZMQ_PROXY_STREAM_STAT_HANDSHAKES_FAILED as usize], lost);
+    wait_until("the lost connections are not idle", DEADLINE, || {
+        proxy.stat(ZMQ_PROXY_STREAM_STAT_WORKERS_IDLE_CURVE) == CONNECTIONS - lost
+    });
+
+    // 3 good clients from another address (127.0.0.2), while the address 127.0.0.1 is
+    // still banned: all served at once, none refused.
+    let others: Vec<MonitoredClient> = (0..3)
+        .map(|_| {
+            monitored_client(
+                &cctx,
+                &from_source(&proxy.frontend, "127.0.0.2"),
+                &mech,
+                |_| {},
+            )
+        })
+        .collect();
+    for c in &others {
+        assert_eq!(c.addr.ip().to_string(), "127.0.0.2");
+    }
+    for (i, c) in others.iter().enumerate() {
+        c.send_multipart(
+            [format!("other {i}").into_bytes(), payload(i as u64, 500)],
+            0,
+        )
+        .unwrap();
+    }
+    for (i, c) in others.iter().enumerate() {
+        let reply = recv_within(c, DEADLINE).expect("served");
+        assert_eq!(
+            reply,
+            [format!("other {i}").into_bytes(), payload(i as u64, 500)]
+        );
+    }
+    let st = proxy.stream_stats();
+    assert_eq!(st[ZMQ_PROXY_STREAM_STAT_PAIRS_OPEN as usize], 3, "{st:?}");
+    assert_eq!(
+        st[ZMQ_PROXY_STREAM_STAT_REJECT_BANNED as usize], banned,
+        "another address is never refused"
+    );
+
+    // A good client sharing the banned address: refused while the ban lasts (the ban after
+    // the last failure is at most 2 ban times), served after it, and no later.
+    let shared = client(&cctx, &proxy.frontend, &mech);
+    round_trip(&shared, &[b"sharing the address"]);
+    let waited = last_loss_seen.elapsed();
+    assert!(
+        waited < Duration::from_millis(2 * BAN_MS + 1000),
+        "served {waited:?} after the last failure: longer than the ban"
+    );
+    assert_eq!(proxy.stat(ZMQ_PROXY_STREAM_STAT_WORKERS_LOST), lost);
+    println!(
+        "wrong-key client for {RECONNECTING:?}: {lost} worker connections lost, {banned} \
+         reconnections refused; a client sharing the address served {waited:?} after the \
+         last failure"
+    );
+
+    // Events: a LOST after each CLOSE handshake-failed, naming the worker connection.
+    let events = proxy.drain_events(Duration::from_millis(100));
+    let losts: Vec<&ProxyEvent> = events
+        .iter()
+        .filter(|e| matches!(e, ProxyEvent::Lost { .. }))
+        .collect();
+    assert_eq!(losts.len() as u64, lost, "{events:?}");
+    for l in &losts {
+        let ProxyEvent::Lost {
+            pair,
+            worker,
+            mechanism,
+        } = l
+        else {
+            unreachable!()
+        };
+        assert_eq!(mechanism, "CURVE");
+        assert!(worker.starts_with("127.0.0.1:"), "{l:?}");
+        let close = events
+            .iter()
+            .find(|e| e.is_close() && e.pair() == Some(*pair))
+            .expect("the pair's CLOSE");
+        assert_eq!(close.reason(), Some("handshake-failed"), "{close:?}");
+    }
 }

@@ -359,7 +359,12 @@ fn wrong_key_clients_do_not_use_up_a_dialed_worker() {
     let mech = curve();
     let wctx = zmq::Context::new();
     let worker = BoundWorker::start(&wctx, &mech);
-    let proxy = Proxy::start_dial_out(std::slice::from_ref(&worker.endpoint), vec![]);
+    // FAIL_BAN off: every wrong-key client reaches the worker (the default bans 127.0.0.1
+    // after two failures).
+    let proxy = Proxy::start_dial_out(
+        std::slice::from_ref(&worker.endpoint),
+        vec![(ZMQ_PROXY_STREAM_FAIL_BAN, OptValue::Int(0))],
+    );
     let cctx = zmq::Context::new();
     for i in 1..=BAD {
         wrong_key_client_fails(&cctx, &proxy, i);
@@ -400,7 +405,12 @@ fn wrong_key_clients_do_not_use_up_a_dialed_worker() {
 fn wrong_key_clients_do_not_use_up_a_recovering_dial_in_worker() {
     const BAD: u64 = 3;
     let mech = curve();
-    let proxy = Proxy::start_opts(vec![(ZMQ_PROXY_STREAM_MECHANISMS, OptValue::Str("CURVE"))]);
+    // FAIL_BAN off: every wrong-key client reaches the worker (the default bans 127.0.0.1
+    // after two failures).
+    let proxy = Proxy::start_opts(vec![
+        (ZMQ_PROXY_STREAM_MECHANISMS, OptValue::Str("CURVE")),
+        (ZMQ_PROXY_STREAM_FAIL_BAN, OptValue::Int(0)),
+    ]);
     let wctx = zmq::Context::new();
     let worker = RecoveringWorker::start(&wctx, &proxy.backend, &mech, 1);
     wait_until("the worker slot is idle", DEADLINE, || {
@@ -438,8 +448,8 @@ fn wrong_key_clients_do_not_use_up_a_recovering_dial_in_worker() {
     );
 }
 
-/// The new options' defaults read back (CONNECT_TIMEOUT 2000, FAIL_BAN 0, FAIL_BAN_TIME
-/// 60000), bad values are EINVAL and change nothing, and the events option takes exactly a
+/// The new options' defaults read back (CONNECT_TIMEOUT 2000, FAIL_BAN 2, FAIL_BAN_TIME
+/// 30000), bad values are EINVAL and change nothing, and the events option takes exactly a
 /// pointer (NULL: events off).
 #[test]
 fn dial_out_options_read_back_and_refuse_bad_values() {
@@ -457,8 +467,8 @@ fn dial_out_options_read_back_and_refuse_bad_values() {
             v
         };
         assert_eq!(get_int(h, ZMQ_PROXY_STREAM_CONNECT_TIMEOUT), 2000);
-        assert_eq!(get_int(h, ZMQ_PROXY_STREAM_FAIL_BAN), 0);
-        assert_eq!(get_int(h, ZMQ_PROXY_STREAM_FAIL_BAN_TIME), 60000);
+        assert_eq!(get_int(h, ZMQ_PROXY_STREAM_FAIL_BAN), 2);
+        assert_eq!(get_int(h, ZMQ_PROXY_STREAM_FAIL_BAN_TIME), 30000);
         for ep in ["tcp://127.0.0.1:5600", "ipc:///tmp/streamq-worker.sock"] {
             let rc = zmq_proxy_stream_setopt(
                 h,
@@ -485,10 +495,10 @@ fn dial_out_options_read_back_and_refuse_bad_values() {
             2000,
             "unchanged"
         );
-        assert_eq!(get_int(h, ZMQ_PROXY_STREAM_FAIL_BAN), 0, "unchanged");
+        assert_eq!(get_int(h, ZMQ_PROXY_STREAM_FAIL_BAN), 2, "unchanged");
         assert_eq!(
             get_int(h, ZMQ_PROXY_STREAM_FAIL_BAN_TIME),
-            60000,
+            30000,
             "unchanged"
         );
         assert_eq!(set_int(h, ZMQ_PROXY_STREAM_CONNECT_TIMEOUT, 300), (0, 0));

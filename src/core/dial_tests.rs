@@ -300,3 +300,22 @@ fn max_pairs_counts_connections_being_made() {
     s.recv_id(B, &w1, &[]);
     assert_eq!(s.dials.len(), 2, "the slot is free again");
 }
+
+#[test]
+fn a_dialed_worker_closing_in_the_handshake_is_no_lost_slot() {
+    let mut s = Sim::new(dial_limits(&[EP_A]));
+    s.client(1, CURVE);
+    let wid = s.dialed_worker_greets(0, CURVE);
+    s.recv_id(B, &wid, &[]);
+    let events = s.events();
+    assert!(
+        events.last().unwrap().ends_with("handshake-failed"),
+        "{events:?}"
+    );
+    assert_eq!(s.core.stats().handshakes_failed, 1);
+    assert_eq!(
+        s.core.stats().workers_lost,
+        0,
+        "dial-out makes a new one per client"
+    );
+}

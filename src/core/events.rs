@@ -83,6 +83,12 @@ pub enum Event {
         client: Option<SocketAddr>,
         reason: Reject,
     },
+    /// Dial-in: the worker connection of `pair` closed during the security handshake.
+    Lost {
+        pair: u64,
+        worker: String,
+        mechanism: Mechanism,
+    },
 }
 
 fn address(out: &mut String, a: Option<SocketAddr>) {
@@ -160,6 +166,15 @@ impl Event {
                     end.token()
                 );
             }
+            Event::Lost {
+                pair,
+                worker,
+                mechanism,
+            } => {
+                let _ = write!(s, "LOST {pair} ");
+                field(&mut s, worker);
+                let _ = write!(s, " {}", mechanism.name());
+            }
             Event::Reject { client, reason } => {
                 s.push_str("REJECT ");
                 address(&mut s, *client);
@@ -207,5 +222,11 @@ mod tests {
             reason: Reject::Banned,
         };
         assert_eq!(reject.to_text(), "REJECT - banned");
+        let lost = Event::Lost {
+            pair: 4,
+            worker: "127.0.0.1:40001".into(),
+            mechanism: Mechanism::Curve,
+        };
+        assert_eq!(lost.to_text(), "LOST 4 127.0.0.1:40001 CURVE");
     }
 }

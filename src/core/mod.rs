@@ -180,9 +180,18 @@ impl<P: AsRef<[u8]>> Conn<P> {
 /// Failed handshakes of one client address (ZMQ_PROXY_STREAM_FAIL_BAN).
 #[derive(Clone, Copy, Debug, Default)]
 struct Failures {
+    /// Failures in a row since the last ban (or since the record began).
     count: u32,
     banned_until: Option<Instant>,
+    /// Bans so far in this run of offences: the next lasts FAIL_BAN_TIME << bans (capped),
+    /// and follows a single failure.
+    bans: u32,
+    /// Until when a failure counts as a repeat offence; then the record is forgotten.
+    repeat_until: Option<Instant>,
 }
+
+/// A repeat offence's ban doubles, up to FAIL_BAN_TIME << MAX_BAN_DOUBLINGS (8 times).
+const MAX_BAN_DOUBLINGS: u32 = 3;
 
 /// Addresses tracked for FAIL_BAN before the expired ones are swept.
 const MAX_FAILURE_ENTRIES: usize = 65536;
@@ -621,21 +630,35 @@ impl<P: AsRef<[u8]>> Core<P> {
             return;
         };
         if self.failures.len() >= MAX_FAILURE_ENTRIES && !self.failures.contains_key(&ip) {
-            self.failures
-                .retain(|_, f| f.banned_until.is_some_and(|t| t > now));
+            self.failures.retain(|_, f| {
+                f.banned_until.is_some_and(|t| t > now) || f.repeat_until.is_some_and(|t| t > now)
+            });
             if self.failures.len() >= MAX_FAILURE_ENTRIES {
                 return;
             }
         }
         let ban_time = self.limits.policy.fail_ban_time;
         let f = self.failures.entry(ip).or_default();
-        if f.banned_until.is_some_and(|t| t <= now) {
-            f.banned_until = None;
+        if f.banned_until.is_some_and(|t| t > now) {
+            // A pair that formed before the ban: the ban in force already answers it.
+            return;
+        }
+        f.banned_until = None;
+        if f.repeat_until.is_some_and(|t| t <= now) {
+            // The last ban is long over: a fresh start.
+            *f = Failures::default();
         }
         f.count += 1;
-        if f.count >= limit {
+        if f.count >= limit || f.bans > 0 {
+            // First ban after `limit` failures in a row; once banned, the next failure
+            // bans again, for twice as long (capped), so a client that keeps failing costs
+            // one worker connection per ban, and bans grow apart.
+            let ban = ban_time * (1u32 << f.bans.min(MAX_BAN_DOUBLINGS));
             f.count = 0;
-            f.banned_until = Some(now + ban_time);
+            f.bans = f.bans.saturating_add(1);
+            f.banned_until = Some(now + ban);
+            // A failure within one more ban length after this one ends is a repeat.
+            f.repeat_until = Some(now + ban * 2);
         }
     }
 
@@ -652,6 +675,7 @@ impl<P: AsRef<[u8]>> Core<P> {
             _ => (b, a),
         };
         let w = self.conns.get(worker).expect("live worker");
+        let dialed = w.dial.is_some();
         let end = if end == PairEnd::WorkerClosed && !w.handshake_done {
             PairEnd::HandshakeFailed
         } else {
@@ -662,6 +686,13 @@ impl<P: AsRef<[u8]>> Core<P> {
             if let Some(ip) = self.client_ip(client) {
                 self.count_failure(now, ip);
             }
+        }
+        // Dial-in: a worker connection that closed during the handshake is a slot its
+        // worker will not bring back (libzmq never reconnects after a protocol error)
+        // unless it calls zmq_connect() again itself.
+        let lost = end == PairEnd::HandshakeFailed && !dialed;
+        if lost {
+            self.stats.workers_lost += 1;
         }
         if self.limits.events {
             let c = self.conns.get(client).expect("live client");
@@ -676,7 +707,15 @@ impl<P: AsRef<[u8]>> Core<P> {
                 duration: now.saturating_duration_since(c.paired_at),
                 end,
             };
+            let lost_event = lost.then(|| Event::Lost {
+                pair: c.pair_no,
+                worker: self.worker_name(w),
+                mechanism: c.mechanism.unwrap_or(Mechanism::Null),
+            });
             self.push_event(event);
+            if let Some(event) = lost_event {
+                self.push_event(event);
+            }
         }
         if self.limits.max_pairs.is_some() {
             self.try_pair(now);

@@ -66,6 +66,14 @@ impl std::fmt::Display for Cidr {
     }
 }
 
+/// ZMQ_PROXY_STREAM_FAIL_BAN's default: two failed handshakes in a row (one is a typo or a
+/// key rotation caught mid-way; two is a client that will keep failing).
+pub const DEFAULT_FAIL_BAN: u32 = 2;
+/// ZMQ_PROXY_STREAM_FAIL_BAN_TIME's default: 30 s, doubling for each repeat. A client that
+/// keeps failing then fails at 0 s, again at once (banned until 30 s), at 30 s (banned for
+/// 60 s) and next at 90 s: 3 worker connections in its first 60 s.
+pub const DEFAULT_FAIL_BAN_TIME: std::time::Duration = std::time::Duration::from_millis(30000);
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AddressPolicy {
     pub allow: Vec<Cidr>,
@@ -84,8 +92,8 @@ impl Default for AddressPolicy {
             allow: Vec::new(),
             deny: Vec::new(),
             max_per_address: None,
-            fail_ban: None,
-            fail_ban_time: std::time::Duration::from_millis(60000),
+            fail_ban: Some(DEFAULT_FAIL_BAN),
+            fail_ban_time: DEFAULT_FAIL_BAN_TIME,
         }
     }
 }

@@ -71,6 +71,7 @@ pub struct Stats {
     pub pairs_taken_over: u64,
     pub takeover_fallbacks: u64,
     pub takeover_violations: u64,
+    pub workers_lost: u64,
 }
 
 impl Stats {
@@ -218,6 +219,7 @@ impl Stats {
             ZMQ_PROXY_STREAM_STAT_TAKEOVER_VIOLATIONS,
             self.takeover_violations,
         );
+        set(ZMQ_PROXY_STREAM_STAT_WORKERS_LOST, self.workers_lost);
         v
     }
 }

@@ -1213,7 +1213,16 @@ fn the_relay_reports_a_pair_s_end_with_counters_and_a_close_event() {
             duration: Duration::from_millis(1500),
             end: c.want,
         };
-        assert_eq!(events, [want]);
+        let mut wants = vec![want];
+        if c.want == PairEnd::HandshakeFailed {
+            // Dial-in: the worker connection closed in the handshake is a lost slot.
+            wants.push(Event::Lost {
+                pair: 1,
+                worker: known_peer(B, 10).addr.unwrap().to_string(),
+                mechanism: CURVE,
+            });
+        }
+        assert_eq!(events, wants);
         // libzmq sends no notification for a connection it let go of at the handover (the
         // proxy asked for that close), so the ids are not remembered: nothing is kept per
         // session once it is over (dial-out churn keeps the broker's memory flat).
@@ -1378,4 +1387,126 @@ fn handshakes_failing_on_relayed_pairs_ban_the_client_s_address() {
     s.recv_known(F, 3, &libzmq_greeting(CURVE, false));
     assert!(s.is_closed(F, 3), "banned");
     assert_eq!(s.core.stats().reject_banned, 1);
+}
+
+/// The default ban (FAIL_BAN 2, FAIL_BAN_TIME 30 s, doubling per repeat): a client that keeps
+/// failing from one address costs 3 worker connections in its first 60 s, 4 by 90 s; another
+/// address is never refused; a completed handshake clears the record.
+#[test]
+fn the_default_ban_grows_with_repeats_and_bounds_a_failing_client() {
+    let limits = Limits::default();
+    assert_eq!(limits.policy.fail_ban, Some(2));
+    assert_eq!(limits.policy.fail_ban_time, Duration::from_secs(30));
+    let mut s = Sim::new(limits);
+    let start = s.now;
+    let mut next = 1u32;
+    let mut failures_at = Vec::new();
+    // The wrong-key client tries every 100 ms for 95 s; a known worker is always idle.
+    while s.now < start + Duration::from_secs(95) {
+        let (c, w) = (next, 1000 + next);
+        next += 1;
+        s.known_worker(w, CURVE);
+        s.connect(F, c);
+        s.recv_known(F, c, &libzmq_greeting(CURVE, false));
+        if s.is_closed(F, c) {
+            // Banned: refused on its greeting, before any worker was touched.
+            s.recv(B, w, &[]);
+        } else {
+            s.recv_known(F, c, &first_command(CURVE));
+            let h = s.handover().expect("paired and handed over");
+            s.answer(h.tag, HandoverOutcome::Taken);
+            s.core
+                .on_relay_event(s.now, ended(h.tag, RelayEnd::WorkerClosed, 202, 0, false));
+            failures_at.push(s.now - start);
+        }
+        s.advance(Duration::from_millis(100));
+    }
+    let within = |secs: u64| {
+        failures_at
+            .iter()
+            .filter(|t| **t < Duration::from_secs(secs))
+            .count()
+    };
+    assert_eq!(within(60), 3, "{failures_at:?}");
+    assert_eq!(within(95), 4, "{failures_at:?}");
+    let st = s.core.stats();
+    assert_eq!(st.handshakes_failed, 4);
+    assert_eq!(
+        st.workers_lost, 4,
+        "dial-in: each failure lost a worker slot"
+    );
+    assert!(st.reject_banned > 800, "{}", st.reject_banned);
+    // The fourth failure (at about 90 s) banned the address for 120 s: another address is
+    // served at once; the banned one is refused until the ban ends.
+    let other: std::net::SocketAddr = "192.0.2.7:5000".parse().unwrap();
+    s.known_worker(5000, CURVE);
+    s.connect(F, 5001);
+    let info = PeerInfo {
+        fd: 7,
+        addr: Some(other),
+        local: Some("127.0.0.1:5555".parse().unwrap()),
+    };
+    s.core.on_receive(
+        s.now,
+        F,
+        &id(5001),
+        libzmq_greeting(CURVE, false).to_vec(),
+        |_| Some(info),
+    );
+    s.core
+        .on_receive(s.now, F, &id(5001), first_command(CURVE), |_| Some(info));
+    s.flush();
+    assert!(!s.is_closed(F, 5001), "another address is not refused");
+    let h = s.handover().expect("the other address is paired");
+    s.answer(h.tag, HandoverOutcome::Taken);
+    s.core
+        .on_relay_event(s.now, RelayEvent::HandshakeDone { tag: h.tag });
+    // A good client sharing the banned address, after the ban (120 s from ~90 s): served;
+    // its completed handshake clears the record, so one failure later bans nobody.
+    s.advance(Duration::from_secs(120));
+    let tag = s.taken_pair(6001, 6002);
+    s.core
+        .on_relay_event(s.now, RelayEvent::HandshakeDone { tag });
+    let tag = s.taken_pair(6003, 6004);
+    s.core
+        .on_relay_event(s.now, ended(tag, RelayEnd::WorkerClosed, 202, 0, false));
+    let banned = s.core.stats().reject_banned;
+    s.known_client(6005, CURVE);
+    assert!(
+        !s.is_closed(F, 6005),
+        "one failure after a success bans nobody"
+    );
+    assert_eq!(s.core.stats().reject_banned, banned);
+}
+
+/// Dial-in: a pair whose worker closed during the handshake reports CLOSE handshake-failed,
+/// then LOST with the worker connection's address; WORKERS_LOST counts it. A worker closing
+/// after a completed handshake is no loss.
+#[test]
+fn a_worker_connection_closed_in_the_handshake_is_reported_lost() {
+    let limits = Limits {
+        events: true,
+        ..Limits::default()
+    };
+    let mut s = Sim::new(limits);
+    let tag = s.taken_pair(1, 10);
+    s.core
+        .on_relay_event(s.now, ended(tag, RelayEnd::WorkerClosed, 202, 0, false));
+    let texts: Vec<String> = s.pair_events().iter().map(|e| e.to_text()).collect();
+    assert_eq!(texts.len(), 3, "{texts:?}");
+    assert!(texts[1].ends_with("handshake-failed"), "{texts:?}");
+    assert_eq!(texts[2], "LOST 1 127.0.0.1:40010 CURVE");
+    assert_eq!(s.core.stats().workers_lost, 1);
+    let tag = s.taken_pair(2, 11);
+    s.core
+        .on_relay_event(s.now, RelayEvent::HandshakeDone { tag });
+    s.core
+        .on_relay_event(s.now, ended(tag, RelayEnd::WorkerClosed, 202, 170, true));
+    let texts: Vec<String> = s.pair_events().iter().map(|e| e.to_text()).collect();
+    assert!(
+        texts.last().unwrap().ends_with("worker-closed"),
+        "{texts:?}"
+    );
+    assert_eq!(s.core.stats().workers_lost, 1);
+    assert_eq!(s.core.stats().handshakes_failed, 1);
 }

@@ -110,6 +110,12 @@ pub enum ProxyEvent {
         client: String,
         reason: String,
     },
+    /// Dial-in: the worker connection of `pair` closed during the security handshake.
+    Lost {
+        pair: u64,
+        worker: String,
+        mechanism: String,
+    },
 }
 
 impl ProxyEvent {
@@ -154,6 +160,14 @@ impl ProxyEvent {
                     reason: f[2].to_owned(),
                 }
             }
+            "LOST" => {
+                assert_eq!(f.len(), 4, "LOST has 4 fields: {text:?}");
+                ProxyEvent::Lost {
+                    pair: num(1),
+                    worker: f[2].to_owned(),
+                    mechanism: f[3].to_owned(),
+                }
+            }
             other => panic!("unknown event kind {other:?} in {text:?}"),
         }
     }
@@ -169,7 +183,9 @@ impl ProxyEvent {
     /// The pair number of an OPEN or CLOSE.
     pub fn pair(&self) -> Option<u64> {
         match self {
-            ProxyEvent::Open { pair, .. } | ProxyEvent::Close { pair, .. } => Some(*pair),
+            ProxyEvent::Open { pair, .. }
+            | ProxyEvent::Close { pair, .. }
+            | ProxyEvent::Lost { pair, .. } => Some(*pair),
             ProxyEvent::Reject { .. } => None,
         }
     }
@@ -179,6 +195,7 @@ impl ProxyEvent {
             ProxyEvent::Open { client, .. }
             | ProxyEvent::Close { client, .. }
             | ProxyEvent::Reject { client, .. } => client,
+            ProxyEvent::Lost { .. } => "-",
         }
     }
 
@@ -186,7 +203,7 @@ impl ProxyEvent {
     pub fn reason(&self) -> Option<&str> {
         match self {
             ProxyEvent::Close { reason, .. } | ProxyEvent::Reject { reason, .. } => Some(reason),
-            ProxyEvent::Open { .. } => None,
+            ProxyEvent::Open { .. } | ProxyEvent::Lost { .. } => None,
         }
     }
 }

@@ -37,6 +37,14 @@ const EVENTS: &[(&str, &[(&str, Kind)])] = &[
         ],
     ),
     ("REJECT", &[("client", Kind::Any), ("reason", Kind::Any)]),
+    (
+        "LOST",
+        &[
+            ("pair", Kind::Number),
+            ("worker", Kind::Any),
+            ("mech", Kind::Any),
+        ],
+    ),
 ];
 
 /// The line for one event frame received at `stamp`. Fields a newer proxy appends are kept
@@ -161,6 +169,10 @@ mod tests {
             "2026-11-25T14:00:00Z CLOSE pair=3 client=127.0.0.1:51234 \
              worker=tcp://127.0.0.1:5601 mech=CURVE up=1234 down=5678 ms=12 \
              reason=client-closed"
+        );
+        assert_eq!(
+            line(T, b"LOST 4 127.0.0.1:40001 CURVE"),
+            "2026-11-25T14:00:00Z LOST pair=4 worker=127.0.0.1:40001 mech=CURVE"
         );
         assert_eq!(
             line(T, b"REJECT 127.0.0.1:51244 banned"),

@@ -90,10 +90,10 @@ pub struct Cli {
     /// ZMQ_PROXY_STREAM_CONNECT_TIMEOUT (default 2s)
     #[arg(long, value_name = "DURATION", value_parser = duration_ms)]
     pub connect_timeout: Option<c_int>,
-    /// ZMQ_PROXY_STREAM_FAIL_BAN (default 0: off)
+    /// ZMQ_PROXY_STREAM_FAIL_BAN (default 2; 0: off)
     #[arg(long, value_name = "N")]
     pub fail_ban: Option<c_int>,
-    /// ZMQ_PROXY_STREAM_FAIL_BAN_TIME (default 60s)
+    /// ZMQ_PROXY_STREAM_FAIL_BAN_TIME: the first ban, doubling per repeat (default 30s)
     #[arg(long, value_name = "DURATION", value_parser = duration_ms)]
     pub fail_ban_time: Option<c_int>,
     /// ZMQ_PROXY_STREAM_TAKEOVER: 0 or 1 (default 1: paired connections leave libzmq)

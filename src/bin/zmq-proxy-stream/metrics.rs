@@ -230,6 +230,12 @@ pub const STREAMSTATS: &[(c_int, &str, Type, &str)] = &[
         Type::Counter,
         "Pairs closed because a peer sent while its connection was being taken over.",
     ),
+    (
+        ZMQ_PROXY_STREAM_STAT_WORKERS_LOST,
+        "workers_lost_total",
+        Type::Counter,
+        "Dial-in: worker connections closed during a security handshake.",
+    ),
 ];
 
 /// The 8 STATISTICS counters: (name, help), each with a socket="frontend"|"backend" label.
