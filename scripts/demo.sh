@@ -30,8 +30,11 @@ SLOTS_PER_WORKER=4
 CLIENTS=4
 REQUESTS=${DEMO_REQUESTS:-50}
 CLIENT_DEADLINE_S=${DEMO_CLIENT_DEADLINE:-60}   # each client's own deadline
-STARTUP_DEADLINE_S=15                            # broker/workers ready
-STOP_DEADLINE_S=10                               # broker/workers gone after being asked
+STARTUP_DEADLINE_S=${DEMO_STARTUP_DEADLINE:-15}  # broker/workers ready
+STOP_DEADLINE_S=${DEMO_STOP_DEADLINE:-10}        # broker/workers gone after being asked
+# DEMO_WRAPPER: a command every program of the demo runs under (scripts/valgrind-demo.sh
+# runs them all under valgrind this way); empty by default.
+read -r -a WRAP <<<"${DEMO_WRAPPER:-}"
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/streamq-demo.XXXXXX")
 declare -A LIVE=()   # pid -> name, for every process started and not yet reaped
@@ -85,7 +88,7 @@ fail() {
 start() {
     local name=$1
     shift
-    "$@" >"$WORK/$name.log" 2>&1 &
+    "${WRAP[@]}" "$@" >"$WORK/$name.log" 2>&1 &
     STARTED_PID=$!
     LIVE[$STARTED_PID]=$name
 }
@@ -135,7 +138,7 @@ stop_topology() {
     local broker_pid=$1 broker_log=$2 worker_log=$3 worker_name=$4
     shift 4
     local pids=("$@") w
-    "$BIN/ctl" "$CONTROL" TERMINATE 5000 | sed 's/^/   /' || log "   [FAIL] no reply to TERMINATE"
+    "${WRAP[@]}" "$BIN/ctl" "$CONTROL" TERMINATE 5000 | sed 's/^/   /' || log "   [FAIL] no reply to TERMINATE"
     reap "$broker_pid" "$STOP_DEADLINE_S"
     STOP_BROKER_RC=$RC
     log "   $(grep -m1 '^broker: zmq_proxy_stream returned' "$WORK/$broker_log.log" || echo 'broker: no result line') -> exit $STOP_BROKER_RC"
@@ -186,7 +189,7 @@ make --no-print-directory -C examples-c LIBDIR="$LIBDIR" >"$WORK/make.log" 2>&1 
 log "   built into examples-c/build/"
 
 # The key pair stays in shell variables: the secret is never written to disk.
-KEYS=$("$BIN/keygen") || fail "keygen failed"
+KEYS=$("${WRAP[@]}" "$BIN/keygen") || fail "keygen failed"
 SERVER_PUBLIC=$(sed -n 's/^public: //p' <<<"$KEYS")
 SERVER_SECRET=$(sed -n 's/^secret: //p' <<<"$KEYS")
 [[ ${#SERVER_PUBLIC} -eq 40 && ${#SERVER_SECRET} -eq 40 ]] || fail "keygen printed no key pair"
@@ -223,7 +226,7 @@ CLIENTS_OK_IN=$CLIENTS_OK
 
 log "-- STATISTICS (a message is one relayed chunk; bytes are ZMTP bytes, encrypted)"
 STATS_OK=0
-if "$BIN/ctl" "$CONTROL" STATISTICS 5000 >"$WORK/stats.txt" 2>&1; then
+if "${WRAP[@]}" "$BIN/ctl" "$CONTROL" STATISTICS 5000 >"$WORK/stats.txt" 2>&1; then
     sed 's/^/   /' "$WORK/stats.txt"
     # Traffic both ways: bytes in and out on both sides.
     if awk '{ for (i = 2; i <= NF; i++) { split($i, kv, "="); if (kv[1] ~ /^bytes_/ && kv[2] + 0 == 0) bad = 1 } }
