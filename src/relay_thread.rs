@@ -273,6 +273,7 @@ impl Worker {
             if self.epoll.wait(&mut raw, timeout, &mut ready).is_err() {
                 continue;
             }
+            let now = Instant::now();
             for r in &ready {
                 if r.token == WAKE_TOKEN {
                     self.waker.reset();
@@ -285,7 +286,7 @@ impl Worker {
                     End::Worker
                 };
                 self.relay
-                    .on_ready(slot, end, r.readable, r.writable, r.hung_up);
+                    .on_ready(now, slot, end, r.readable, r.writable, r.hung_up);
             }
         }
     }

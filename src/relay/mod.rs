@@ -246,9 +246,23 @@ impl Relay {
     }
 
     /// epoll's report for one connection.
-    pub fn on_ready(&mut self, slot: usize, end: End, readable: bool, writable: bool, hup: bool) {
+    pub fn on_ready(
+        &mut self,
+        now: Instant,
+        slot: usize,
+        end: End,
+        readable: bool,
+        writable: bool,
+        hup: bool,
+    ) {
         if let Some(Some(p)) = self.pairs.get_mut(slot) {
-            p.on_ready(end, readable, writable, hup);
+            let had_linger = p.linger_from.is_some();
+            p.on_ready(now, end, readable, writable, hup);
+            if !had_linger && p.linger_from.is_some() && p.ending.is_none() {
+                let at = now + self.limits.linger;
+                self.timers
+                    .push(Reverse((at, slot, p.tag, TimerKind::Linger)));
+            }
             self.mark_ready(slot);
         }
     }

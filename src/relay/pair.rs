@@ -95,11 +95,23 @@ impl Pair {
         }
     }
 
-    pub(super) fn on_ready(&mut self, end: End, readable: bool, writable: bool, hung_up: bool) {
+    pub(super) fn on_ready(
+        &mut self,
+        now: Instant,
+        end: End,
+        readable: bool,
+        writable: bool,
+        hung_up: bool,
+    ) {
         let r = &mut self.ready[end.index()];
         r.readable |= readable || hung_up;
         r.writable |= writable || hung_up;
         r.hung_up |= hung_up;
+        if hung_up {
+            // The peer is going (its FIN may sit behind bytes the pair has no room to read
+            // yet): from here on the pair must keep moving, as after an end read.
+            self.linger_from.get_or_insert(now);
+        }
     }
 
     /// The end that closed first, or the client when neither did.
@@ -169,6 +181,10 @@ impl Pair {
                 self.flow[i] = Flow::SourceEof;
                 self.ready[i].readable = false;
                 self.first_eof.get_or_insert(src);
+                // From the first end on, the pair must keep moving: a destination that takes
+                // nothing of the tail, or a partner that never ends, is given up on after the
+                // linger without progress (its peer is gone; nothing more can be owed to it).
+                self.linger_from.get_or_insert(now);
             }
             (Op::Read(src), IoOutcome::Done(n)) => {
                 let i = src.index();
@@ -220,8 +236,6 @@ impl Pair {
                 self.flow[dst.other().index()] = Flow::FinSent;
                 if self.flow[dst.index()] == Flow::FinSent {
                     self.ending = Some(self.closer());
-                } else {
-                    self.linger_from = Some(now);
                 }
             }
             (Op::Shutdown(dst), IoOutcome::WouldBlock) => self.fail(dst),

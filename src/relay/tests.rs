@@ -139,7 +139,8 @@ impl RelaySim {
                 writable = true;
             }
             if readable || writable || hup {
-                self.relay.on_ready(self.slot, end, readable, writable, hup);
+                self.relay
+                    .on_ready(self.now, self.slot, end, readable, writable, hup);
             }
         }
     }
@@ -370,7 +371,7 @@ fn an_idle_pair_is_closed_at_the_idle_timeout_and_a_busy_one_is_not() {
     relay.on_timeout(now + Duration::from_secs(5));
     assert!(relay.next_io().is_none());
     // Activity at 8 s moves the deadline to 18 s.
-    relay.on_ready(slot, End::Client, true, false, false);
+    relay.on_ready(now, slot, End::Client, true, false, false);
     let op = relay.next_io().expect("a read");
     let t = op.token;
     relay.on_io(now + Duration::from_secs(8), t, IoOutcome::Done(1));
@@ -435,6 +436,27 @@ fn abort_closes_at_once_and_unknown_tags_are_ignored() {
         relay.next_event(),
         Some(RelayEvent::Ended {
             end: RelayEnd::Aborted,
+            ..
+        })
+    ));
+}
+
+#[test]
+fn a_tail_nobody_takes_is_given_up_after_the_linger() {
+    // The client sends and closes; the worker never reads again: the tail cannot leave, and
+    // the pair ends after the linger without progress instead of waiting for ever.
+    let client = Peer::new(pattern(1, 150_000), true, 65536, 65536);
+    let mut worker = Peer::new(Vec::new(), false, 65536, 65536);
+    worker.reading = false;
+    let mut sim = RelaySim::new(11, [client, worker], Vec::new(), 65536);
+    sim.run(1500);
+    assert!(sim.ended.is_none(), "still within the linger");
+    assert!(sim.peers[0].fin_sent, "the client's FIN is in");
+    sim.run(1500);
+    assert!(matches!(
+        sim.ended,
+        Some(RelayEvent::Ended {
+            end: RelayEnd::ClientClosed,
             ..
         })
     ));
