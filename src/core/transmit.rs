@@ -47,6 +47,7 @@ pub enum TransmitKind<'a, P> {
     Connect { endpoint: &'a str },
 }
 
+#[must_use]
 pub struct Transmit<'a, P> {
     pub side: Side,
     pub id: &'a [u8],
@@ -57,6 +58,7 @@ pub struct Transmit<'a, P> {
 }
 
 /// Names the transmit in [`Core::on_transmit`].
+#[must_use]
 #[derive(Clone, Copy, Debug)]
 pub struct TransmitToken {
     key: Key,
