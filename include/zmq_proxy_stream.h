@@ -140,7 +140,13 @@
  * prefer addresses). Workers bind a ROUTER socket (a CURVE server) there; a client with a
  * wrong server key then costs that worker one connection and nothing else. A refused
  * connection fails at once and marks the endpoint down. When the pair ends the proxy closes
- * the connection; nothing reconnects it. Memory and session rate stay flat however many
+ * the connection; nothing reconnects it. The proxy learns each endpoint's mechanism from the
+ * greeting of every connection it makes there (the first, and again whenever it changes; an
+ * endpoint that went down is learned anew): a client goes only to an endpoint that offers
+ * its mechanism, or to one not known yet, which gets one connection at a time until it is;
+ * a client whose mechanism no endpoint offers is refused as soon as its greeting arrives
+ * (REJECT_MECHANISM, a REJECT event), before any worker is dialed for it. So a NULL or
+ * PLAIN client sent to CURVE workers costs at most one connection per endpoint, once. Memory and session rate stay flat however many
  * clients the broker serves. Default: none (dial-in: workers connect to the backend).
  */
 #define ZMQ_PROXY_STREAM_WORKER_ENDPOINT 15
@@ -271,7 +277,8 @@
 #define ZMQ_PROXY_STREAM_STAT_REJECT_BAD_GREETING 7
 
 /**
- * Clients closed because their mechanism is not in ZMQ_PROXY_STREAM_MECHANISMS.
+ * Clients closed because their mechanism is not in ZMQ_PROXY_STREAM_MECHANISMS, or, in
+ * dial-out, because no worker endpoint offers it (as learned from the endpoints' greetings).
  */
 #define ZMQ_PROXY_STREAM_STAT_REJECT_MECHANISM 8
 
@@ -307,7 +314,10 @@
 
 /**
  * Worker connections closed for a bad greeting, a wrong role, a disallowed mechanism,
- * bytes sent before pairing, or a greeting slower than the handshake timeout.
+ * bytes sent before pairing, or a greeting slower than the handshake timeout. In dial-out,
+ * an endpoint offering another mechanism than the client's it was dialed for is not
+ * counted here: the proxy learns the endpoint's mechanism and the client goes elsewhere or
+ * is refused (REJECT_MECHANISM).
  */
 #define ZMQ_PROXY_STREAM_STAT_WORKERS_REJECTED 15
 

@@ -81,7 +81,13 @@ pub const ZMQ_PROXY_STREAM_MAX_PER_ADDRESS: c_int = 14;
 /// prefer addresses). Workers bind a ROUTER socket (a CURVE server) there; a client with a
 /// wrong server key then costs that worker one connection and nothing else. A refused
 /// connection fails at once and marks the endpoint down. When the pair ends the proxy closes
-/// the connection; nothing reconnects it. Memory and session rate stay flat however many
+/// the connection; nothing reconnects it. The proxy learns each endpoint's mechanism from the
+/// greeting of every connection it makes there (the first, and again whenever it changes; an
+/// endpoint that went down is learned anew): a client goes only to an endpoint that offers
+/// its mechanism, or to one not known yet, which gets one connection at a time until it is;
+/// a client whose mechanism no endpoint offers is refused as soon as its greeting arrives
+/// (REJECT_MECHANISM, a REJECT event), before any worker is dialed for it. So a NULL or
+/// PLAIN client sent to CURVE workers costs at most one connection per endpoint, once. Memory and session rate stay flat however many
 /// clients the broker serves. Default: none (dial-in: workers connect to the backend).
 pub const ZMQ_PROXY_STREAM_WORKER_ENDPOINT: c_int = 15;
 /// int, milliseconds: in dial-out, a worker endpoint must accept the connection and send its
@@ -175,7 +181,8 @@ pub const ZMQ_PROXY_STREAM_STAT_WORKERS_IDLE_GSSAPI: c_int = 5;
 pub const ZMQ_PROXY_STREAM_STAT_CLIENTS_WAITING: c_int = 6;
 /// Clients closed because their first bytes were not a ZMTP 3.x client greeting.
 pub const ZMQ_PROXY_STREAM_STAT_REJECT_BAD_GREETING: c_int = 7;
-/// Clients closed because their mechanism is not in ZMQ_PROXY_STREAM_MECHANISMS.
+/// Clients closed because their mechanism is not in ZMQ_PROXY_STREAM_MECHANISMS, or, in
+/// dial-out, because no worker endpoint offers it (as learned from the endpoints' greetings).
 pub const ZMQ_PROXY_STREAM_STAT_REJECT_MECHANISM: c_int = 8;
 /// Clients closed because their first handshake command was malformed.
 pub const ZMQ_PROXY_STREAM_STAT_REJECT_BAD_COMMAND: c_int = 9;
@@ -190,7 +197,10 @@ pub const ZMQ_PROXY_STREAM_STAT_CLOSED_BUFFER_OVERFLOW: c_int = 13;
 /// Pairs closed after ZMQ_PROXY_STREAM_IDLE_TIMEOUT without traffic.
 pub const ZMQ_PROXY_STREAM_STAT_CLOSED_IDLE_TIMEOUT: c_int = 14;
 /// Worker connections closed for a bad greeting, a wrong role, a disallowed mechanism,
-/// bytes sent before pairing, or a greeting slower than the handshake timeout.
+/// bytes sent before pairing, or a greeting slower than the handshake timeout. In dial-out,
+/// an endpoint offering another mechanism than the client's it was dialed for is not
+/// counted here: the proxy learns the endpoint's mechanism and the client goes elsewhere or
+/// is refused (REJECT_MECHANISM).
 pub const ZMQ_PROXY_STREAM_STAT_WORKERS_REJECTED: c_int = 15;
 /// Idle worker connections closed at ZMQ_PROXY_STREAM_WORKER_MAX_AGE.
 pub const ZMQ_PROXY_STREAM_STAT_WORKERS_RECYCLED: c_int = 16;

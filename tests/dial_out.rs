@@ -297,9 +297,11 @@ fn silent_and_refusing_endpoints_are_skipped_once(run: usize) {
         silent.accepted.load(std::sync::atomic::Ordering::SeqCst) >= 1,
         "run {run}: the silent endpoint was dialed"
     );
+    // The silent one is dialed once at a time while its mechanism is not known (issue 11,
+    // item 3); the refused one fails at once, without a timeout.
     assert!(
-        st[ZMQ_PROXY_STREAM_STAT_CONNECT_TIMEOUTS as usize] >= 2,
-        "run {run}: both bad endpoints timed out at least once: {st:?}"
+        st[ZMQ_PROXY_STREAM_STAT_CONNECT_TIMEOUTS as usize] >= 1,
+        "run {run}: the silent endpoint timed out at least once: {st:?}"
     );
     assert_eq!(
         st[ZMQ_PROXY_STREAM_STAT_PAIRS_TOTAL as usize], CLIENTS as u64,
@@ -539,4 +541,104 @@ fn an_ipc_worker_endpoint_is_dialed_too() {
     assert_eq!(proxy.stat(ZMQ_PROXY_STREAM_STAT_CONNECT_TIMEOUTS), 0);
     drop(worker);
     let _ = std::fs::remove_file(&path);
+}
+
+/// Issue 11, item 3: CURVE workers, default options. A NULL client and a PLAIN client that
+/// keep reconnecting for 2 s cost the workers one connection per endpoint at most, made to
+/// learn the endpoint's mechanism; every other attempt is refused at the edge
+/// (REJECT_MECHANISM, a REJECT event each) with no worker connection, and nothing blames
+/// the workers (WORKERS_REJECTED 0). CURVE clients are served after.
+#[test]
+fn clients_of_a_mechanism_no_endpoint_offers_are_refused_at_the_edge() {
+    let mech = curve();
+    let wctx = zmq::Context::new();
+    let workers: Vec<BoundWorker> = (0..2).map(|_| BoundWorker::start(&wctx, &mech)).collect();
+    let endpoints: Vec<String> = workers.iter().map(|w| w.endpoint.clone()).collect();
+    let proxy = Proxy::start_config(
+        ProxyConfig::new()
+            .dial_out(&endpoints)
+            .events(EventsKind::Pair),
+    );
+    let accepted = || -> Vec<usize> {
+        workers
+            .iter()
+            .map(|w| WorkerCounts::get(&w.counts.connections))
+            .collect()
+    };
+    // Both reconnect by themselves (libzmq, every 100 ms) each time the proxy closes them.
+    let cctx = zmq::Context::new();
+    let start = Instant::now();
+    let null = client(&cctx, &proxy.frontend, &Mechanism::Null);
+    let plain = client(&cctx, &proxy.frontend, &Mechanism::Plain);
+    null.send("null", zmq::DONTWAIT).unwrap();
+    plain.send("plain", zmq::DONTWAIT).unwrap();
+    while start.elapsed() < Duration::from_secs(2) {
+        let st = proxy.stream_stats();
+        assert!(
+            st[ZMQ_PROXY_STREAM_STAT_DIALS as usize] <= endpoints.len() as u64,
+            "at most one learning dial per endpoint: {st:?}"
+        );
+        for c in [&null, &plain] {
+            if let Some(m) = recv_within(c, Duration::from_millis(10)) {
+                panic!("a client of the wrong mechanism got {m:?}");
+            }
+        }
+    }
+    drop(null);
+    drop(plain);
+    let st = proxy.stream_stats();
+    let dials = st[ZMQ_PROXY_STREAM_STAT_DIALS as usize];
+    let refused = st[ZMQ_PROXY_STREAM_STAT_REJECT_MECHANISM as usize];
+    assert!(
+        (1..=endpoints.len() as u64).contains(&dials),
+        "learning dials only: {st:?}"
+    );
+    assert!(
+        refused >= 10,
+        "both kept reconnecting and were refused: {st:?}"
+    );
+    assert_eq!(
+        st[ZMQ_PROXY_STREAM_STAT_WORKERS_REJECTED as usize], 0,
+        "{st:?}"
+    );
+    assert_eq!(
+        st[ZMQ_PROXY_STREAM_STAT_ENDPOINTS_DOWN as usize], 0,
+        "{st:?}"
+    );
+    assert_eq!(st[ZMQ_PROXY_STREAM_STAT_PAIRS_TOTAL as usize], 0, "{st:?}");
+    // The workers' own view: one connection each at most, the learning one.
+    wait_until("the workers saw the learning dials", DEADLINE, || {
+        accepted().iter().sum::<usize>() as u64 == dials
+    });
+    assert!(accepted().iter().all(|n| *n <= 1), "{:?}", accepted());
+    let events = proxy.drain_events(Duration::from_millis(100));
+    let rejects = events
+        .iter()
+        .filter(|e| e.reason() == Some("mechanism"))
+        .count() as u64;
+    assert_eq!(
+        rejects, refused,
+        "a REJECT mechanism event per refusal: {events:?}"
+    );
+
+    // Good CURVE clients are served, one connection each.
+    let good: Vec<zmq::Socket> = (0..3)
+        .map(|_| client(&cctx, &proxy.frontend, &mech))
+        .collect();
+    for (i, c) in good.iter().enumerate() {
+        round_trip(c, &[format!("curve {i}").as_bytes()]);
+    }
+    let st = proxy.stream_stats();
+    assert_eq!(
+        st[ZMQ_PROXY_STREAM_STAT_DIALS as usize],
+        dials + 3,
+        "{st:?}"
+    );
+    assert_eq!(st[ZMQ_PROXY_STREAM_STAT_PAIRS_OPEN as usize], 3);
+    assert_eq!(st[ZMQ_PROXY_STREAM_STAT_WORKERS_REJECTED as usize], 0);
+    println!(
+        "NULL and PLAIN clients reconnecting for 2 s: {refused} refused at the edge, {dials} \
+         learning dial(s) over {} endpoints; then 3 CURVE clients served",
+        endpoints.len()
+    );
 }

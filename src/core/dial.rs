@@ -1,6 +1,12 @@
 //! Dial-out: the proxy connects its backend socket to worker endpoints, one connection per
 //! screened client, to the endpoint with the fewest open pairs. An endpoint that does not
 //! answer in time is marked down and retried with backoff; its client goes to another.
+//!
+//! Each endpoint's mechanism is learned from the greeting of every connection made to it
+//! (the first, and again whenever it changes). A client goes only to an endpoint known to
+//! offer its mechanism, or to one not known yet, which is dialed once at a time to learn it;
+//! a client whose mechanism no endpoint offers is refused at the edge (REJECT_MECHANISM),
+//! before any worker is dialed for it.
 
 use std::time::{Duration, Instant};
 
@@ -22,6 +28,12 @@ struct Endpoint {
     backoff: Duration,
     /// When a connection to it last greeted.
     last_success: Option<Instant>,
+    /// The mechanism its workers greeted with last; None until a connection greets, and
+    /// again after the endpoint went down (what comes back may be another worker).
+    mechanism: Option<Mechanism>,
+    /// A connection made while `mechanism` is unknown is on its way: no second one until
+    /// it greets or fails.
+    learning: bool,
 }
 
 /// The worker endpoints and their health.
@@ -40,6 +52,8 @@ pub(super) struct Dial {
     pub endpoint: usize,
     /// Still counted in its endpoint's `open`.
     pub counted: bool,
+    /// Made while its endpoint's mechanism was unknown, and not greeted yet.
+    pub learning: bool,
 }
 
 impl Endpoints {
@@ -53,6 +67,8 @@ impl Endpoints {
                     down_until: None,
                     backoff: BACKOFF_MIN,
                     last_success: None,
+                    mechanism: None,
+                    learning: false,
                 })
                 .collect(),
             turn: 0,
@@ -82,20 +98,50 @@ impl Endpoints {
             .count() as u64
     }
 
-    /// The endpoint with the fewest open connections among those up; ties in turn.
-    fn choose(&mut self, now: Instant) -> Option<usize> {
+    /// Whether every endpoint's mechanism is known and none is `m`: a client of `m` has
+    /// nowhere to go.
+    pub(super) fn refuses(&self, m: Mechanism) -> bool {
+        !self.list.is_empty()
+            && self
+                .list
+                .iter()
+                .all(|e| e.mechanism.is_some_and(|known| known != m))
+    }
+
+    /// May endpoint `i` offer `m`: up, and known to offer it or not known yet.
+    fn may_offer(&self, i: usize, m: Mechanism, now: Instant) -> bool {
+        self.is_up(i, now) && self.list[i].mechanism.is_none_or(|known| known == m)
+    }
+
+    /// The endpoint with the fewest open connections among those that may offer `m`; ties
+    /// in turn, but one being learned (a connection on its way to learn its mechanism) only
+    /// if nothing else ties with it. None when there is none, or when the least loaded is
+    /// being learned: the client waits for it, so that clients stay spread evenly. The flag
+    /// says the connection is to learn the endpoint's mechanism.
+    fn choose(&mut self, now: Instant, m: Mechanism) -> Option<(usize, bool)> {
         let n = self.list.len();
         let mut best: Option<usize> = None;
         for k in 0..n {
             let i = (self.turn + k) % n;
-            if self.is_up(i, now) && best.is_none_or(|b| self.list[i].open < self.list[b].open) {
+            if !self.may_offer(i, m, now) {
+                continue;
+            }
+            let better = best.is_none_or(|b| {
+                let (e, f) = (&self.list[i], &self.list[b]);
+                e.open < f.open || (e.open == f.open && f.learning && !e.learning)
+            });
+            if better {
                 best = Some(i);
             }
         }
-        if let Some(b) = best {
-            self.turn = (b + 1) % n;
+        let b = best?;
+        if self.list[b].learning {
+            return None;
         }
-        best
+        self.turn = (b + 1) % n;
+        let learning = self.list[b].mechanism.is_none();
+        self.list[b].learning |= learning;
+        Some((b, learning))
     }
 
     /// When the first endpoint that is down may be tried again.
@@ -116,6 +162,8 @@ impl Endpoints {
         }
         e.down_until = Some(now + e.backoff);
         e.backoff = (e.backoff * 2).min(BACKOFF_MAX);
+        // What answers when it comes back may be another worker: learn it again.
+        e.mechanism = None;
     }
 
     fn mark_up(&mut self, i: usize, now: Instant) {
@@ -136,28 +184,34 @@ impl Endpoints {
 
 impl<P: AsRef<[u8]>> Core<P> {
     /// Dial-out's pairing: each waiting client, oldest first, gets a connection of its own
-    /// to the least loaded endpoint that is up.
+    /// to the least loaded endpoint that is up and offers its mechanism (or is not known
+    /// yet); a client whose mechanism no endpoint offers is refused.
     pub(super) fn try_dial(&mut self, now: Instant) {
         for m in Mechanism::ALL {
             while self.pair_slots_left() {
                 let Some(client) = self.pools.pop_waiting(m, &self.conns) else {
                     break;
                 };
-                let Some(endpoint) = self.endpoints.choose(now) else {
-                    // Every endpoint is down: wait at the head of the queue for the first
-                    // to come back.
+                if self.endpoints.refuses(m) {
+                    // Learned since the client was screened.
+                    self.reject(now, client, super::Reject::Mechanism);
+                    continue;
+                }
+                let Some((endpoint, learning)) = self.endpoints.choose(now, m) else {
+                    // Every endpoint that may offer `m` is down, or being learned: wait at
+                    // the head of the queue for the first to come back (or to greet).
                     self.pools.unpop_waiting(m, client);
                     if let Some(at) = self.endpoints.next_retry() {
                         self.timers.arm(at, client, TimerKind::Redial);
                     }
-                    return;
+                    break;
                 };
-                self.dial(now, client, m, endpoint);
+                self.dial(now, client, m, endpoint, learning);
             }
         }
     }
 
-    fn dial(&mut self, now: Instant, client: Key, m: Mechanism, endpoint: usize) {
+    fn dial(&mut self, now: Instant, client: Key, m: Mechanism, endpoint: usize, learning: bool) {
         let id = self.endpoints.next_id();
         self.endpoints.list[endpoint].open += 1;
         let mut conn = Conn::new(
@@ -171,6 +225,7 @@ impl<P: AsRef<[u8]>> Core<P> {
             client,
             endpoint,
             counted: true,
+            learning,
         });
         conn.connect_due = true;
         let worker = self.conns.insert(conn);
@@ -193,24 +248,44 @@ impl<P: AsRef<[u8]>> Core<P> {
         self.send_owned(key, crate::zmtp::greeting_opening().to_vec());
     }
 
-    /// A dialed worker greeted correctly: pair it with the client it was made for.
+    /// A dialed worker greeted correctly: its endpoint's mechanism is learned (or learned
+    /// again), and it is paired with the client it was made for if it offers the client's.
     pub(super) fn on_dialed_greeting(&mut self, now: Instant, key: Key, m: Mechanism) {
         let dial = self.conns.get(key).and_then(|c| c.dial).expect("dialed");
+        let learned = dial.learning;
+        self.end_learning(key);
+        self.endpoints.mark_up(dial.endpoint, now);
+        self.endpoints.list[dial.endpoint].mechanism = Some(m);
         let client_state = self.conns.get(dial.client).map(|c| c.state);
         match client_state {
             Some(State::Dialing { mechanism, worker }) if worker == key && mechanism == m => {
-                self.endpoints.mark_up(dial.endpoint, now);
                 self.dialing -= 1;
                 self.stats.clients_waiting -= 1;
                 self.pair(now, dial.client, key, m);
             }
             Some(State::Dialing { worker, .. }) if worker == key => {
-                // The endpoint speaks another mechanism: a configuration error there.
-                self.stats.workers_rejected += 1;
-                self.abandon_dial(now, key);
+                // The endpoint offers another mechanism (learned just now): not the worker's
+                // fault. The client goes to another endpoint, or is refused if none offers
+                // its mechanism.
                 self.start_close(now, key, false);
+                self.return_client(now, key, dial);
             }
             _ => self.start_close(now, key, false),
+        }
+        if learned {
+            // Clients that waited for this endpoint to be learned may go now.
+            self.try_pair(now);
+        }
+    }
+
+    /// The connection `key` no longer stands for learning its endpoint's mechanism.
+    fn end_learning(&mut self, key: Key) {
+        let Some(d) = self.conns.get_mut(key).and_then(|c| c.dial.as_mut()) else {
+            return;
+        };
+        if d.learning {
+            d.learning = false;
+            self.endpoints.list[d.endpoint].learning = false;
         }
     }
 
@@ -222,7 +297,14 @@ impl<P: AsRef<[u8]>> Core<P> {
         else {
             return;
         };
+        self.end_learning(key);
         self.endpoints.mark_down(dial.endpoint, now, dialed_at);
+        self.return_client(now, key, dial);
+    }
+
+    /// The client the dialed connection `key` was made for, if it still waits for it, goes
+    /// back to the head of its queue.
+    fn return_client(&mut self, now: Instant, key: Key, dial: Dial) {
         let client = self.conns.get_mut(dial.client);
         if let Some(c) = client {
             if let State::Dialing { mechanism, worker } = c.state {
@@ -239,7 +321,16 @@ impl<P: AsRef<[u8]>> Core<P> {
     /// A client that leaves while its worker connection is being made takes it along.
     pub(super) fn drop_client_dial(&mut self, now: Instant, worker: Key) {
         self.dialing -= 1;
+        let learning = self
+            .conns
+            .get(worker)
+            .and_then(|c| c.dial)
+            .is_some_and(|d| d.learning);
         self.start_close(now, worker, false);
+        if learning {
+            // Clients waiting for that endpoint to be learned may try it themselves.
+            self.try_pair(now);
+        }
     }
 
     /// A dialed connection stops counting towards its endpoint's load.
@@ -253,6 +344,7 @@ impl<P: AsRef<[u8]>> Core<P> {
                 self.endpoints.list[d.endpoint].open -= 1;
             }
         }
+        self.end_learning(key);
     }
 
     /// The counters, with the ones that depend on the time brought up to `now`.

@@ -65,16 +65,30 @@ fn a_screened_client_gets_a_worker_connection_of_its_own() {
     assert!(s.got[&(B, wid.clone())].ends_with(b"more"));
 }
 
+impl Sim {
+    /// Clients `first`, `first + 1`, ... one per endpoint, each dialed to learn its
+    /// endpoint's mechanism, which greets with CURVE: every endpoint is known afterwards.
+    fn learn_endpoints(&mut self, first: u32, endpoints: usize) {
+        for k in 0..endpoints {
+            let n = self.dials.len();
+            self.client(first + k as u32, CURVE);
+            assert_eq!(self.dials.len(), n + 1, "a learning dial");
+            self.dialed_worker_greets(n, CURVE);
+        }
+    }
+}
+
 #[test]
 fn endpoints_with_fewest_pairs_are_chosen_and_ties_go_round() {
     let mut s = Sim::new(dial_limits(&[EP_A, EP_B]));
-    for c in 1..=4 {
+    s.learn_endpoints(1, 2);
+    for c in 3..=4 {
         s.client(c, CURVE);
     }
     let eps: Vec<&str> = s.dials.iter().map(|(e, _)| e.as_str()).collect();
     assert_eq!(eps, [EP_A, EP_B, EP_A, EP_B]);
     // Client 1 (on A) and client 3 (on A) leave: A has fewer pairs, so the next two go there.
-    for i in 0..4 {
+    for i in 2..4 {
         s.dialed_worker_greets(i, CURVE);
     }
     s.recv(F, 1, &[]);
@@ -238,31 +252,35 @@ fn failed_handshakes_ban_an_address_for_a_while() {
 #[test]
 fn one_slow_connection_to_an_endpoint_that_answers_others_does_not_mark_it_down() {
     let mut s = Sim::new(dial_limits(&[EP_A]));
+    s.learn_endpoints(10, 1);
     s.client(1, CURVE);
     s.client(2, CURVE);
     // Client 2's connection greets; client 1's never does.
-    s.dialed_worker_greets(1, CURVE);
+    s.dialed_worker_greets(2, CURVE);
     s.advance(Duration::from_millis(301));
     assert_eq!(s.core.stats().connect_timeouts, 1);
     assert_eq!(s.core.stats_at(s.now).endpoints_down, 0, "A answered since");
-    assert_eq!(s.dials.len(), 3, "client 1 dialed again at once");
+    assert_eq!(s.dials.len(), 4, "client 1 dialed again at once");
 }
 
 #[test]
 fn connections_failing_together_count_as_one_failure() {
     let mut s = Sim::new(dial_limits(&[EP_A, EP_B]));
+    s.learn_endpoints(10, 2);
+    // A's answer is older than what follows.
+    s.advance(Duration::from_millis(1));
     for c in 1..=4 {
         s.client(c, CURVE);
     }
     // A dies: its two connections time out together; B answers.
-    s.dialed_worker_greets(1, CURVE);
     s.dialed_worker_greets(3, CURVE);
+    s.dialed_worker_greets(5, CURVE);
     s.advance(Duration::from_millis(301));
     assert_eq!(s.core.stats().connect_timeouts, 2);
     assert_eq!(s.core.stats_at(s.now).endpoints_down, 1);
     // Down for the first backoff only (500 ms), not doubled by the second failure.
-    s.dialed_worker_greets(4, CURVE);
-    s.dialed_worker_greets(5, CURVE);
+    s.dialed_worker_greets(6, CURVE);
+    s.dialed_worker_greets(7, CURVE);
     s.advance(Duration::from_millis(501));
     assert_eq!(s.core.stats_at(s.now).endpoints_down, 0);
 }
@@ -318,4 +336,143 @@ fn a_dialed_worker_closing_in_the_handshake_is_no_lost_slot() {
         0,
         "dial-out makes a new one per client"
     );
+}
+
+/// A client of another mechanism than the workers' costs one connection per endpoint, made
+/// to learn its mechanism; from then on such clients are refused at the edge
+/// (REJECT_MECHANISM, a REJECT event) with no connection to any worker, and it is never the
+/// worker's fault (WORKERS_REJECTED stays 0). Clients of the workers' mechanism are served.
+#[test]
+fn an_endpoint_s_mechanism_is_learned_and_other_clients_refused_at_the_edge() {
+    const NULL: Mechanism = Mechanism::Null;
+    const PLAIN: Mechanism = Mechanism::Plain;
+    let mut s = Sim::new(dial_limits(&[EP_A]));
+    s.client(1, NULL);
+    assert_eq!(s.dials.len(), 1, "one dial to learn A's mechanism");
+    // While it is on its way, no second dial to A: the next client waits.
+    s.client(2, PLAIN);
+    assert_eq!(s.dials.len(), 1, "one learning dial at a time");
+    assert_eq!(s.core.stats().clients_waiting, 2);
+    let wid = s.dialed_worker_greets(0, CURVE);
+    assert!(
+        s.closed.contains(&(B, wid)),
+        "the learning connection is closed"
+    );
+    assert!(
+        s.is_closed(F, 1) && s.is_closed(F, 2),
+        "no endpoint offers NULL or PLAIN"
+    );
+    let st = s.core.stats_at(s.now);
+    assert_eq!(st.reject_mechanism, 2);
+    assert_eq!(st.workers_rejected, 0, "not the worker's fault");
+    assert_eq!(st.endpoints_down, 0, "A is alive");
+    assert_eq!(st.clients_waiting, 0);
+    assert_eq!(
+        s.events(),
+        ["REJECT - mechanism", "REJECT - mechanism"],
+        "refusals are events"
+    );
+    // Known now: NULL and PLAIN clients are refused on their greeting, before any dial.
+    for (c, m) in [(3, NULL), (4, PLAIN), (5, NULL)] {
+        s.connect(F, c);
+        s.recv(F, c, &libzmq_greeting(m, false));
+        assert!(s.is_closed(F, c));
+        assert_eq!(s.got(F, c), greeting_opening(), "only the opening");
+    }
+    assert_eq!(s.dials.len(), 1, "no worker connection spent on them");
+    assert_eq!(s.core.stats().reject_mechanism, 5);
+    // A CURVE client is served.
+    s.client(6, CURVE);
+    assert_eq!(s.dials.len(), 2);
+    s.dialed_worker_greets(1, CURVE);
+    assert_eq!(s.core.stats().pairs_open, 1);
+    assert_eq!(s.core.stats().workers_rejected, 0);
+}
+
+/// An endpoint whose workers change their mechanism is learned again from the next
+/// connection: its client is refused if no endpoint offers its mechanism any more, and
+/// clients of the new one are served.
+#[test]
+fn an_endpoint_s_mechanism_is_learned_again_when_it_changes() {
+    let mut s = Sim::new(dial_limits(&[EP_A, EP_B]));
+    s.learn_endpoints(1, 2);
+    // B's worker comes back as a NULL server: the CURVE client dialed there goes to A.
+    s.client(3, CURVE);
+    s.client(4, CURVE);
+    assert_eq!(s.dials[3].0, EP_B);
+    s.dialed_worker_greets(3, Mechanism::Null);
+    assert_eq!(s.dials.len(), 5, "client 4 is offered to A");
+    assert_eq!(s.dials[4].0, EP_A);
+    s.dialed_worker_greets(2, CURVE);
+    s.dialed_worker_greets(4, CURVE);
+    assert_eq!(s.core.stats().pairs_open, 4);
+    // NULL clients now go to B.
+    s.client(5, Mechanism::Null);
+    assert_eq!(s.dials[5].0, EP_B);
+    s.dialed_worker_greets(5, Mechanism::Null);
+    assert_eq!(s.core.stats().pairs_open, 5);
+    assert_eq!(s.core.stats().workers_rejected, 0);
+    assert_eq!(s.core.stats().reject_mechanism, 0);
+}
+
+/// A learning dial that fails lets the next client try: clients never wait for ever behind
+/// an endpoint that is being learned.
+#[test]
+fn a_failed_learning_dial_lets_waiting_clients_go_on() {
+    let mut s = Sim::new(dial_limits(&[EP_A, EP_B]));
+    s.client(1, CURVE);
+    s.client(2, CURVE);
+    s.client(3, CURVE);
+    assert_eq!(
+        s.dials.len(),
+        2,
+        "one learning dial per endpoint; client 3 waits"
+    );
+    // Client 1 leaves while A is being learned: client 3 takes the learning dial over.
+    s.advance(Duration::from_millis(200));
+    s.recv(F, 1, &[]);
+    assert_eq!(s.dials.len(), 3);
+    assert_eq!(s.dials[2].0, EP_A);
+    // B does not answer: down, and forgotten; client 2 goes to A once A is known.
+    s.advance(Duration::from_millis(101));
+    assert_eq!(s.core.stats_at(s.now).endpoints_down, 1);
+    assert_eq!(s.dials.len(), 3, "client 2 waits for A to be learned");
+    s.dialed_worker_greets(2, CURVE);
+    assert_eq!(s.dials.len(), 4);
+    assert_eq!(s.dials[3].0, EP_A);
+    s.dialed_worker_greets(3, CURVE);
+    assert_eq!(s.core.stats().pairs_open, 2);
+}
+
+/// Clients arriving while endpoints are being learned wait for the least loaded one rather
+/// than pile onto the first that answered: they stay spread evenly.
+#[test]
+fn clients_arriving_while_endpoints_are_learned_stay_spread_evenly() {
+    const EP_C: &str = "tcp://10.0.0.3:5600";
+    let mut s = Sim::new(dial_limits(&[EP_A, EP_B, EP_C]));
+    for c in 1..=9 {
+        s.client(c, CURVE);
+    }
+    assert_eq!(
+        s.dials.len(),
+        3,
+        "one learning dial per endpoint; the others wait"
+    );
+    // A answers first: one more client goes there (it ties with B and C, which are still
+    // being learned), the rest wait for B and C.
+    s.dialed_worker_greets(0, CURVE);
+    assert_eq!(s.dials.len(), 4);
+    s.dialed_worker_greets(1, CURVE);
+    s.dialed_worker_greets(2, CURVE);
+    while let Some(i) = (0..s.dials.len()).find(|i| {
+        let wid = &s.dials[*i].1;
+        !s.got.contains_key(&(B, wid.clone()))
+    }) {
+        s.dialed_worker_greets(i, CURVE);
+    }
+    assert_eq!(s.core.stats().pairs_open, 9);
+    for ep in [EP_A, EP_B, EP_C] {
+        let n = s.dials.iter().filter(|(e, _)| e == ep).count();
+        assert_eq!(n, 3, "{ep}: {:?}", s.dials);
+    }
 }

@@ -37,7 +37,11 @@ impl<P: AsRef<[u8]>> Core<P> {
                     if g.as_server && g.mechanism.has_roles() {
                         return self.reject(now, key, Reject::BadGreeting);
                     }
-                    if !self.limits.mechanisms.contains(g.mechanism) {
+                    // In dial-out, also a mechanism that every worker endpoint is known not
+                    // to offer: refused here, before any worker is dialed for it.
+                    if !self.limits.mechanisms.contains(g.mechanism)
+                        || self.endpoints.refuses(g.mechanism)
+                    {
                         return self.reject(now, key, Reject::Mechanism);
                     }
                     conn.handshake.drain(..len);
