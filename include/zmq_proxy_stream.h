@@ -585,8 +585,8 @@ void zmq_proxy_stream_version(int *major, int *minor, int *patch);
  *   in, messages out, bytes out, then the same four for the backend. A message is one data
  *   chunk as one ZMQ_STREAM receive or send carries it, or, for a taken-over pair, one
  *   read(2) or write(2) on its connection; bytes are the payload (routing ids not
- *   counted); greeting bytes the proxy exchanges itself are included. A relay thread
- *   publishes its counts right after each read or write.
+ *   counted); greeting bytes the proxy exchanges itself are included. The reply counts
+ *   every read and write the relay threads made before the command arrived.
  * - "STREAMSTATS": reply one frame of native-endian uint64 counters indexed by the
  *   ZMQ_PROXY_STREAM_STAT_* constants; its size tells how many there are.
  *

@@ -37,6 +37,8 @@ enum Command {
     Add(NewPair),
     Abort(u64),
     Pause(bool),
+    /// Publish the counters and answer: whatever the thread did before is counted.
+    Sync(Sender<()>),
 }
 
 /// Counters a relay thread publishes for the proxy's thread.
@@ -196,8 +198,30 @@ impl RelayThreads {
             .all(|t| t.join.as_ref().is_some_and(|j| !j.is_finished()))
     }
 
-    /// Reads and writes of all threads so far.
+    /// Reads and writes of all threads so far, exactly: every thread publishes its counters
+    /// and answers first (a thread preempted between a write and publishing its count would
+    /// otherwise be a write behind what its peer already received). A thread that does not
+    /// answer within a moment is read as it is.
     pub fn totals(&self) -> Totals {
+        let (tx, rx) = channel();
+        let asked = (0..self.threads.len())
+            .filter(|&i| {
+                let t = &self.threads[i];
+                let sent = t.commands.send(Command::Sync(tx.clone())).is_ok();
+                if sent {
+                    t.waker.wake();
+                }
+                sent
+            })
+            .count();
+        for _ in 0..asked {
+            if rx
+                .recv_timeout(std::time::Duration::from_millis(100))
+                .is_err()
+            {
+                break;
+            }
+        }
         let mut sum = Totals::default();
         for t in &self.threads {
             sum.add(&t.totals.load());
@@ -314,6 +338,10 @@ impl Worker {
                 }
                 Command::Abort(tag) => self.relay.abort(tag),
                 Command::Pause(p) => self.relay.set_paused(now, p),
+                Command::Sync(answer) => {
+                    self.totals.store(self.relay.totals());
+                    let _ = answer.send(());
+                }
             }
         }
     }
