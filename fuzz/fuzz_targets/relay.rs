@@ -114,7 +114,7 @@ impl Sim {
                 let slot = self.pairs[pi].slot;
                 let e = std::mem::take(&mut self.pairs[pi].peers[end.index()].edge);
                 if (e.0 || e.1 || e.2) && !self.pairs[pi].ended {
-                    self.relay.on_ready(slot, end, e.0, e.1, e.2);
+                    self.relay.on_ready(self.now, slot, end, e.0, e.1, e.2);
                 }
             }
         }
@@ -341,7 +341,7 @@ fuzz_target!(|data: &[u8]| {
                 let slot = sim.pairs[pi].slot;
                 if !sim.pairs[pi].ended {
                     sim.relay
-                        .on_ready(slot, end, f & 1 != 0, f & 2 != 0, f & 4 != 0);
+                        .on_ready(sim.now, slot, end, f & 1 != 0, f & 2 != 0, f & 4 != 0);
                 }
             }
             _ => {
