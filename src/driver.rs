@@ -157,7 +157,7 @@ impl Driver {
     /// The counters, with the relay threads' reads and writes added as messages and bytes.
     fn stats(&mut self, now: Instant) -> Stats {
         let mut stats = *self.core.stats_at(now);
-        if let Some(relays) = &self.relays {
+        if let Some(relays) = self.relays.as_mut() {
             add_relayed(&mut stats, &relays.totals());
         }
         stats

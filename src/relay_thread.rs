@@ -37,8 +37,9 @@ enum Command {
     Add(NewPair),
     Abort(u64),
     Pause(bool),
-    /// Publish the counters and answer: whatever the thread did before is counted.
-    Sync(Sender<()>),
+    /// Publish the counters, then this number in `synced`: whatever the thread did before
+    /// is counted.
+    Sync(u64),
 }
 
 /// Counters a relay thread publishes for the proxy's thread.
@@ -75,6 +76,8 @@ impl SharedTotals {
 
 struct Thread {
     commands: Sender<Command>,
+    /// The last Sync the thread answered.
+    synced: Arc<AtomicU64>,
     waker: Arc<Waker>,
     totals: Arc<SharedTotals>,
     stop: Arc<AtomicBool>,
@@ -90,6 +93,8 @@ pub struct RelayThreads {
     reported: Arc<Waker>,
     /// Which thread relays which pair.
     placed: FxHashMap<u64, usize>,
+    /// The last Sync asked for.
+    sync_no: u64,
 }
 
 impl RelayThreads {
@@ -102,6 +107,7 @@ impl RelayThreads {
             let waker = Arc::new(Waker::new()?);
             let totals = Arc::new(SharedTotals::default());
             let stop = Arc::new(AtomicBool::new(false));
+            let synced = Arc::new(AtomicU64::new(0));
             let epoll = Epoll::new()?;
             epoll.add_borrowed(waker.raw(), WAKE_TOKEN)?;
             let worker = Worker {
@@ -112,6 +118,7 @@ impl RelayThreads {
                 waker: waker.clone(),
                 totals: totals.clone(),
                 stop: stop.clone(),
+                synced: synced.clone(),
                 reports: report_tx.clone(),
                 reported: reported.clone(),
             };
@@ -120,6 +127,7 @@ impl RelayThreads {
                 .spawn(move || worker.run())
                 .map_err(|e| e.raw_os_error().unwrap_or(libc::EAGAIN))?;
             threads.push(Thread {
+                synced,
                 commands,
                 waker,
                 totals,
@@ -133,6 +141,7 @@ impl RelayThreads {
             reports,
             reported,
             placed: FxHashMap::default(),
+            sync_no: 0,
         })
     }
 
@@ -202,25 +211,25 @@ impl RelayThreads {
     /// and answers first (a thread preempted between a write and publishing its count would
     /// otherwise be a write behind what its peer already received). A thread that does not
     /// answer within a moment is read as it is.
-    pub fn totals(&self) -> Totals {
-        let (tx, rx) = channel();
-        let asked = (0..self.threads.len())
-            .filter(|&i| {
-                let t = &self.threads[i];
-                let sent = t.commands.send(Command::Sync(tx.clone())).is_ok();
-                if sent {
-                    t.waker.wake();
-                }
-                sent
-            })
-            .count();
-        for _ in 0..asked {
-            if rx
-                .recv_timeout(std::time::Duration::from_millis(100))
-                .is_err()
-            {
-                break;
+    pub fn totals(&mut self) -> Totals {
+        self.sync_no += 1;
+        let n = self.sync_no;
+        for t in &self.threads {
+            if t.commands.send(Command::Sync(n)).is_ok() {
+                t.waker.wake();
             }
+        }
+        // Polled, not a blocking channel receive: that would make std allocate a thread
+        // handle for the caller's thread, which a C program's main thread never frees
+        // (valgrind: "possibly lost").
+        let deadline = Instant::now() + std::time::Duration::from_millis(100);
+        while Instant::now() < deadline
+            && self.threads.iter().any(|t| {
+                t.synced.load(Ordering::Acquire) < n
+                    && t.join.as_ref().is_some_and(|j| !j.is_finished())
+            })
+        {
+            std::thread::sleep(std::time::Duration::from_micros(20));
         }
         let mut sum = Totals::default();
         for t in &self.threads {
@@ -255,6 +264,7 @@ struct Worker {
     waker: Arc<Waker>,
     totals: Arc<SharedTotals>,
     stop: Arc<AtomicBool>,
+    synced: Arc<AtomicU64>,
     reports: Sender<RelayEvent>,
     reported: Arc<Waker>,
 }
@@ -338,9 +348,9 @@ impl Worker {
                 }
                 Command::Abort(tag) => self.relay.abort(tag),
                 Command::Pause(p) => self.relay.set_paused(now, p),
-                Command::Sync(answer) => {
+                Command::Sync(n) => {
                     self.totals.store(self.relay.totals());
-                    let _ = answer.send(());
+                    self.synced.store(n, Ordering::Release);
                 }
             }
         }
