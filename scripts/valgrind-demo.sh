@@ -9,9 +9,10 @@
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 command -v valgrind >/dev/null 2>&1 || { echo "valgrind is not installed" >&2; exit 1; }
-export DEMO_WRAPPER="valgrind -q --error-exitcode=9 --leak-check=full
-    --show-leak-kinds=definite,indirect --errors-for-leak-kinds=definite,indirect
-    --suppressions=$ROOT/scripts/valgrind.supp"
+# One line: demo.sh reads it with `read -a`, which stops at the first newline.
+vg=(valgrind -q --error-exitcode=9 --leak-check=full --show-leak-kinds=definite,indirect
+    --errors-for-leak-kinds=definite,indirect "--suppressions=$ROOT/scripts/valgrind.supp")
+export DEMO_WRAPPER="${vg[*]}"
 export DEMO_REQUESTS=${DEMO_REQUESTS:-5}
 export DEMO_CLIENT_DEADLINE=${DEMO_CLIENT_DEADLINE:-120}
 export DEMO_STARTUP_DEADLINE=${DEMO_STARTUP_DEADLINE:-60}
