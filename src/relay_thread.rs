@@ -282,6 +282,8 @@ impl Worker {
             self.take_commands(now);
             self.relay.on_timeout(now);
             let busy = self.do_io(now);
+            // Once a turn: STATISTICS asks for an exact count with Command::Sync.
+            self.totals.store(self.relay.totals());
             let mut any = false;
             while let Some(e) = self.relay.next_event() {
                 any = true;
@@ -384,9 +386,6 @@ impl Worker {
                 }
             };
             self.relay.on_io(now, token, outcome);
-            // At once, not once per turn: STATISTICS read right after a peer got its bytes
-            // must count them (a relaxed store per system call costs nothing beside it).
-            self.totals.store(self.relay.totals());
         }
         true
     }
