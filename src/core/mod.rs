@@ -327,7 +327,7 @@ impl<P: AsRef<[u8]>> Core<P> {
             (Some(key), 0) if self.conns.get(key).map(|c| c.state) == Some(State::Connecting) => {
                 self.on_dialed(key)
             }
-            (Some(key), 0) => self.on_gone(now, key),
+            (Some(key), 0) => self.on_gone(now, key, Gone::Notified),
             (None, _) => self.stats.stray_chunks += 1,
             (Some(key), _) => {
                 let s = self.side_stats(side);
@@ -346,7 +346,8 @@ impl<P: AsRef<[u8]>> Core<P> {
             Side::Backend => &self.backend_ids,
         };
         if let Some(key) = ids.get(id).copied() {
-            self.on_gone(now, key);
+            // The dialer's own descriptor: no libzmq notification can follow.
+            self.on_gone(now, key, Gone::Notified);
         }
     }
 
@@ -478,7 +479,7 @@ impl<P: AsRef<[u8]>> Core<P> {
     }
 
     /// The connection is gone (disconnect notification, or EHOSTUNREACH on a send).
-    fn on_gone(&mut self, now: Instant, key: Key) {
+    fn on_gone(&mut self, now: Instant, key: Key, why: Gone) {
         let Some(conn) = self.conns.get(key) else {
             return;
         };
@@ -514,7 +515,11 @@ impl<P: AsRef<[u8]>> Core<P> {
         if dialed {
             self.start_close(now, key, false);
         } else {
-            self.forget(key, false, now);
+            // After EHOSTUNREACH, libzmq's disconnect notification for the id may still be
+            // queued in the socket's inbound pipe: without a tombstone it would read as a new
+            // connection, be greeted and held until its send failed again. After the
+            // notification itself nothing more comes, so no tombstone is needed.
+            self.forget(key, why == Gone::Unreachable, now);
         }
     }
 
@@ -813,6 +818,15 @@ impl<P: AsRef<[u8]>> Core<P> {
     pub fn wants_transmit(&self) -> bool {
         !self.paused && !self.ready.is_empty()
     }
+}
+
+/// How the core learned that a connection is gone.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Gone {
+    /// The last word about it: libzmq's disconnect notification, or the dialer's own end.
+    Notified,
+    /// A send failed with EHOSTUNREACH; libzmq's notification may still be on its way.
+    Unreachable,
 }
 
 #[cfg(test)]

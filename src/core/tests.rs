@@ -612,6 +612,29 @@ fn unreachable_destination_ends_the_pair() {
     assert_eq!(s.core.connections(), 0);
 }
 
+/// Found by the core fuzz target: after EHOSTUNREACH, libzmq's disconnect notification for
+/// the same id can still be queued. It must not read as a new connection to greet.
+#[test]
+fn notification_after_unreachable_is_not_a_new_connection() {
+    let mut s = Sim::new(Limits::default());
+    s.pair(1, 10);
+    s.unreachable.insert((B, id(10)));
+    s.recv(F, 1, b"to nowhere");
+    s.advance(Duration::from_millis(10));
+    assert_eq!(s.core.connections(), 0);
+    s.got.clear();
+    // The worker's disconnect notification, late: [id][] on the backend. Looked at before
+    // any send is tried (a send would fail again and hide the phantom).
+    s.core
+        .on_receive(s.now, B, &id(10), Vec::new(), |_| None::<PeerInfo>);
+    assert_eq!(s.core.connections(), 0, "no phantom connection");
+    assert!(s.core.next_transmit(s.now).is_none(), "nothing to send");
+    // A disconnect notification is final: the client's own id, once its notification came,
+    // is no longer remembered by a tombstone, and a real new connection is still a new one.
+    s.connect(F, 2);
+    assert_eq!(s.core.connections(), 1);
+}
+
 #[test]
 fn paused_core_sends_nothing_and_sleeps() {
     let mut s = Sim::new(Limits::default());

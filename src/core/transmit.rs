@@ -3,7 +3,7 @@
 use std::time::Instant;
 
 use super::timers::TimerKind;
-use super::{Chunk, Conn, Core, Key, PeerInfo, Side, State};
+use super::{Chunk, Conn, Core, Gone, Key, PeerInfo, Side, State};
 
 /// How a send the core asked for went.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -256,7 +256,7 @@ impl<P: AsRef<[u8]>> Core<P> {
             conn.probe_due = false;
             if outcome == SendOutcome::Unreachable {
                 self.stats.found_gone += 1;
-                self.on_gone(now, key);
+                self.on_gone(now, key, Gone::Unreachable);
             } else {
                 if let Some(t) = self.limits.probe_interval {
                     self.timers.arm(now + t, key, TimerKind::Probe);
@@ -303,7 +303,7 @@ impl<P: AsRef<[u8]>> Core<P> {
             (false, SendOutcome::Unreachable) => {
                 self.ready.pop_front();
                 conn.in_ready = false;
-                self.on_gone(now, key);
+                self.on_gone(now, key, Gone::Unreachable);
             }
             (_, SendOutcome::HalfClosed) => {
                 // The peer now reads what is left in its buffers, sees the end of the stream
