@@ -19,7 +19,7 @@ use std::sync::Arc;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use programs::{KeyPair, Proc};
+use programs::{KeyPair, Peers, Proc};
 use zmq_proxy_stream::api::*;
 
 /// Deadline for a process to be ready or to exit once asked.
@@ -197,22 +197,12 @@ fn run(name: &str, cmd: &mut Command, timeout: Duration) -> (ExitStatus, Vec<Str
 // ---------------------------------------------------------------------------------------
 // The scene: keys, broker, workers, clients
 
+/// A key pair from examples-c/keygen (the same parsing as the other program tests).
 fn keygen(progs: &Programs) -> KeyPair {
-    let (status, lines) = run("keygen", &mut Command::new(progs.path("keygen")), STARTUP);
-    assert!(status.success(), "keygen: {status}: {lines:?}");
-    let field = |label: &str| -> String {
-        let key = lines
-            .iter()
-            .find_map(|l| l.strip_prefix(label))
-            .unwrap_or_else(|| panic!("keygen printed no {label:?} line: {lines:?}"))
-            .to_owned();
-        assert_eq!(key.len(), 40, "a Z85 key is 40 characters: {key:?}");
-        key
-    };
-    KeyPair {
-        public: field("public: "),
-        secret: field("secret: "),
+    Peers {
+        dir: progs.dir.clone(),
     }
+    .keygen()
 }
 
 struct Broker {
