@@ -60,23 +60,36 @@ pub(crate) fn run(total: u64) -> Result<String, String> {
         .iter()
         .map(|c| c * total / 100_000)
         .collect();
-    let mut out =
-        String::from("| sessions | broker RSS | sessions/s since previous |\n|---:|---:|---:|\n");
+    let mut out = String::from(
+        "| sessions | broker RSS over the interval: min · median · max | sessions/s since previous |\n|---:|---:|---:|\n",
+    );
     let (mut last_n, mut last_t) = (0u64, Instant::now());
-    let mut rows = Vec::new();
+    // RSS moves by megabytes within seconds (libzmq's and the relay's buffers come and go,
+    // malloc_trim runs at most once a second), so one reading per checkpoint says little:
+    // each interval is sampled every 20 ms and summarised.
+    let mut rows: Vec<(Summary, f64)> = Vec::new();
     for &cp in &checkpoints {
+        let mut samples = Vec::new();
         while done.load(Ordering::Relaxed) < cp {
             std::thread::sleep(Duration::from_millis(20));
+            samples.push(rss_kib(pid)?);
             if failures.load(Ordering::Relaxed) > 100 {
                 stop.store(true, Ordering::Relaxed);
                 return Err("more than 100 failed sessions".into());
             }
         }
+        samples.push(rss_kib(pid)?);
         let n = done.load(Ordering::Relaxed);
         let rate = (n - last_n) as f64 / last_t.elapsed().as_secs_f64();
-        let rss = rss_kib(pid)?;
-        out.push_str(&format!("| {n} | {rss} KiB | {rate:.0} |\n"));
-        eprintln!("churn: {n} sessions, broker RSS {rss} KiB, {rate:.0} sessions/s");
+        let rss = Summary::of(samples);
+        out.push_str(&format!(
+            "| {n} | {} · {} · {} KiB | {rate:.0} |\n",
+            rss.min, rss.median, rss.max
+        ));
+        eprintln!(
+            "churn: {n} sessions, broker RSS {} / {} / {} KiB (min/median/max), {rate:.0} sessions/s",
+            rss.min, rss.median, rss.max
+        );
         rows.push((rss, rate));
         (last_n, last_t) = (n, Instant::now());
     }
@@ -84,14 +97,33 @@ pub(crate) fn run(total: u64) -> Result<String, String> {
     for t in threads {
         let _ = t.join();
     }
-    let (first, last) = (rows[0], rows[rows.len() - 1]);
+    let (first, last) = (&rows[0].0, &rows[rows.len() - 1].0);
     let rates: Vec<f64> = rows[1..].iter().map(|r| r.1).collect();
     out.push_str(&format!(
-        "\nRSS at the end / at {}: {:.3}; session rate of the last interval / of the first after it: {:.3}; failed batches: {}\n",
+        "\nBroker RSS, last interval / interval up to {}: median {:.3}, max {:.3}; session rate of the last interval / of the first after it: {:.3}; failed batches: {}\n",
         checkpoints[0],
-        last.0 as f64 / first.0 as f64,
+        last.median as f64 / first.median as f64,
+        last.max as f64 / first.max as f64,
         rates[rates.len() - 1] / rates[0],
         failures.load(Ordering::Relaxed),
     ));
     Ok(out)
+}
+
+/// Minimum, median and maximum of an interval's RSS samples (KiB).
+struct Summary {
+    min: u64,
+    median: u64,
+    max: u64,
+}
+
+impl Summary {
+    fn of(mut samples: Vec<u64>) -> Summary {
+        samples.sort_unstable();
+        Summary {
+            min: samples[0],
+            median: samples[samples.len() / 2],
+            max: samples[samples.len() - 1],
+        }
+    }
 }
