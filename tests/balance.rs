@@ -4,52 +4,22 @@
 mod common;
 use common::*;
 
-use std::collections::HashSet;
-use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex};
-
 use zmq_proxy_stream::api::{
     ZMQ_PROXY_STREAM_STAT_PAIRS_OPEN, ZMQ_PROXY_STREAM_STAT_WORKERS_IDLE_CURVE,
 };
 
-/// A CURVE worker: one ROUTER connected `connections` times to the proxy's backend from
-/// source address `source` (libzmq's `tcp://SRC:0;HOST:PORT`), echoing every message.
-struct SessionWorker {
-    sessions: Arc<Mutex<HashSet<Vec<u8>>>>,
-    _thread: Background,
-}
-
-impl SessionWorker {
-    fn start(ctx: &zmq::Context, proxy: &Proxy, mech: &Mechanism, source: &str, n: usize) -> Self {
-        let socket = bound::server_socket(ctx, mech);
-        let port = proxy.backend.rsplit(':').next().unwrap();
-        for _ in 0..n {
-            socket
-                .connect(&format!("tcp://{source}:0;127.0.0.1:{port}"))
-                .unwrap();
-        }
-        let sessions = Arc::new(Mutex::new(HashSet::new()));
-        let seen = sessions.clone();
-        let thread = Background::spawn(move |stop| {
-            while !stop.load(Ordering::Relaxed) {
-                if socket.poll(zmq::POLLIN, 20).unwrap() == 0 {
-                    continue;
-                }
-                let frames = socket.recv_multipart(0).unwrap();
-                // Recorded before the echo: a client holding its reply was counted.
-                seen.lock().unwrap().insert(frames[0].clone());
-                socket.send_multipart(frames, 0).unwrap();
-            }
-        });
-        SessionWorker {
-            sessions,
-            _thread: thread,
-        }
-    }
-
-    fn served(&self) -> usize {
-        self.sessions.lock().unwrap().len()
-    }
+/// A CURVE echo worker whose `connections` connections to the proxy's backend come from
+/// source address `source` (libzmq's `tcp://SRC:0;HOST:PORT`).
+fn worker_from(
+    ctx: &zmq::Context,
+    proxy: &Proxy,
+    mech: &Mechanism,
+    source: &str,
+    connections: usize,
+) -> Worker {
+    let port = proxy.backend.rsplit(':').next().unwrap();
+    let backend = format!("tcp://{source}:0;127.0.0.1:{port}");
+    Worker::start(ctx, &backend, mech.clone(), connections)
 }
 
 /// Waits until the proxy holds `n` idle CURVE worker connections.
@@ -62,14 +32,15 @@ fn wait_idle(proxy: &Proxy, n: u64) {
 /// Worker A connects `per_worker` times from `sources[0]` and all its connections are idle
 /// before worker B's from `sources[1]` arrive (what made the oldest-first pool give A every
 /// client). Then `clients` CURVE clients connect at once, each holding its session open
-/// until all are paired and answered. Returns the sessions each worker served.
-fn spread(sources: [&str; 2], per_worker: usize, clients: usize) -> [usize; 2] {
-    let proxy = Proxy::start();
+/// until all are paired and answered. Returns the sessions each worker served, and the
+/// worker address of each OPEN event (what the proxy saw).
+fn spread(sources: [&str; 2], per_worker: usize, clients: usize) -> ([usize; 2], Vec<String>) {
+    let proxy = Proxy::start_config(ProxyConfig::new().events(EventsKind::Pair));
     let mech = curve();
     let ctx = zmq::Context::new();
-    let a = SessionWorker::start(&ctx, &proxy, &mech, sources[0], per_worker);
+    let a = worker_from(&ctx, &proxy, &mech, sources[0], per_worker);
     wait_idle(&proxy, per_worker as u64);
-    let b = SessionWorker::start(&ctx, &proxy, &mech, sources[1], per_worker);
+    let b = worker_from(&ctx, &proxy, &mech, sources[1], per_worker);
     wait_idle(&proxy, 2 * per_worker as u64);
 
     let sockets: Vec<zmq::Socket> = (0..clients)
@@ -87,7 +58,15 @@ fn spread(sources: [&str; 2], per_worker: usize, clients: usize) -> [usize; 2] {
         clients as u64,
         "every session still open"
     );
-    [a.served(), b.served()]
+    let hosts = (0..clients)
+        .map(
+            |_| match proxy.wait_event("OPEN", DEADLINE, ProxyEvent::is_open) {
+                ProxyEvent::Open { worker, .. } => worker.rsplit_once(':').unwrap().0.to_owned(),
+                _ => unreachable!(),
+            },
+        )
+        .collect();
+    ([a.sessions_served(), b.sessions_served()], hosts)
 }
 
 /// Two workers on their own addresses (127.0.0.2 and 127.0.0.3), 8 connections each, A's
@@ -95,8 +74,14 @@ fn spread(sources: [&str; 2], per_worker: usize, clients: usize) -> [usize; 2] {
 /// pairs, so exactly 4 and 4 (the oldest-first pool gave 8 and 0).
 #[test]
 fn workers_on_distinct_addresses_share_clients_evenly() {
-    let served = spread(["127.0.0.2", "127.0.0.3"], 8, 8);
+    let (served, hosts) = spread(["127.0.0.2", "127.0.0.3"], 8, 8);
     assert_eq!(served, [4, 4], "sessions served by worker A and B");
+    let from = |ip: &str| hosts.iter().filter(|h| *h == ip).count();
+    assert_eq!(
+        (from("127.0.0.2"), from("127.0.0.3")),
+        (4, 4),
+        "the proxy saw the workers' source addresses: {hosts:?}"
+    );
 }
 
 /// Two workers on one address cannot be told apart: each client gets a random idle
@@ -107,7 +92,7 @@ fn workers_on_distinct_addresses_share_clients_evenly() {
 fn workers_on_one_address_both_get_clients() {
     let mut total = [0; 2];
     for _ in 0..5 {
-        let served = spread(["127.0.0.1", "127.0.0.1"], 4, 4);
+        let (served, _) = spread(["127.0.0.1", "127.0.0.1"], 4, 4);
         assert_eq!(served[0] + served[1], 4, "{served:?}");
         total[0] += served[0];
         total[1] += served[1];
