@@ -131,7 +131,7 @@ const TAKEOVER_TICK: Duration = Duration::from_micros(50);
 const TRIM_INTERVAL: Duration = Duration::from_secs(1);
 
 /// A seed for the core's choice among equally loaded workers, different in every run: std
-/// keys each `RandomState` from the OS's random source.
+/// keys `RandomState`s from the OS's random source (once per thread, then a new key for each).
 fn random_seed() -> u64 {
     use std::hash::BuildHasher;
     std::collections::hash_map::RandomState::new().hash_one(0u64)
