@@ -93,8 +93,13 @@ impl IdlePool {
         if let Some(&moved) = idle.get(slot.index) {
             self.slots.get_mut(&moved).expect("pooled").index = slot.index;
         }
-        if bucket.unused() {
-            self.buckets.remove(&slot.addr);
+        self.forget_if_unused(slot.addr);
+    }
+
+    /// Drops the record of `addr` once it holds neither idle connections nor pairs.
+    fn forget_if_unused(&mut self, addr: Addr) {
+        if self.buckets.get(&addr).is_some_and(Bucket::unused) {
+            self.buckets.remove(&addr);
         }
     }
 
@@ -143,14 +148,9 @@ impl IdlePool {
         let Some(addr) = self.paired.remove(&key) else {
             return;
         };
-        let bucket = self
-            .buckets
-            .get_mut(&addr)
-            .expect("counted pairs keep their bucket");
-        bucket.open -= 1;
-        if bucket.unused() {
-            self.buckets.remove(&addr);
-        }
+        let bucket = self.buckets.get_mut(&addr);
+        bucket.expect("counted pairs keep their bucket").open -= 1;
+        self.forget_if_unused(addr);
     }
 
     /// Open pairs counted under `addr`.
