@@ -5,7 +5,11 @@
 # server key pair, then on 127.0.0.1 runs:
 #   - examples-c/broker: zmq_proxy_stream() between a STREAM frontend and a STREAM backend,
 #     ports chosen by the OS (tcp://127.0.0.1:*), a REP control socket; it holds no key;
-#   - 2 workers (CURVE servers, ROUTER, 4 connections each to the backend): echo;
+#   - 2 workers (CURVE servers, ROUTER, 4 connections each to the backend): echo; each
+#     connects from its own source address (127.0.0.2, 127.0.0.3: libzmq's
+#     tcp://SRC:0;HOST:PORT), because the proxy spreads clients over worker addresses and
+#     cannot tell two workers on one address apart (README, "Two topologies"), so the
+#     summary shows the 4 clients shared 2 and 2 whatever the order the workers connected in;
 #   - 4 clients (CURVE clients, DEALER, fresh key pairs) in parallel, each sending
 #     DEMO_REQUESTS requests (default 50) of 0 B .. 256 KiB, some multipart, and checking
 #     every reply byte for byte;
@@ -17,7 +21,9 @@
 #     socket (broker --events EP);
 #   - examples-c/access_log subscribed to those events, printing one line per OPEN and CLOSE;
 #   - the same 4 clients;
-# and prints a summary. Exit status 0 only when every client succeeded, the access log showed
+# and prints a summary, with the sessions each worker served in either topology (shown, not
+# checked: a client done before another starts frees its worker, so 3 and 1 can happen on a
+# slow machine). Exit status 0 only when every client succeeded, the access log showed
 # an OPEN and a CLOSE of a CURVE session per client, and each broker returned 0.
 #
 # Every wait has a deadline; every process started here is stopped on any exit (trap).
@@ -144,10 +150,16 @@ stop_topology() {
     log "   $(grep -m1 '^broker: zmq_proxy_stream returned' "$WORK/$broker_log.log" || echo 'broker: no result line') -> exit $STOP_BROKER_RC"
     for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
     STOP_WORKERS_OK=0
+    STOP_SHARES=()
     for ((w = 1; w <= ${#pids[@]}; w++)); do
         reap "${pids[w - 1]}" "$STOP_DEADLINE_S"
         ((RC == 0)) && STOP_WORKERS_OK=$((STOP_WORKERS_OK + 1))
-        log "   $(grep -m1 ': stopped ' "$WORK/$worker_log$w.log" || echo "worker $worker_name$w: no summary line") -> exit $RC"
+        local line
+        line=$(grep -m1 ': stopped ' "$WORK/$worker_log$w.log" || echo "worker $worker_name$w: no summary line")
+        log "   $line -> exit $RC"
+        # The sessions it served: its CURVE handshakes that succeeded, one per client paired
+        # with it.
+        STOP_SHARES+=("$worker_name$w=$(sed -n 's/.*, \([0-9]*\) sessions,.*/\1/p' <<<"$line")")
     done
 }
 
@@ -211,8 +223,10 @@ WORKER_PIDS=()
 for ((w = 1; w <= WORKERS; w++)); do
     # The secret key goes to the workers only, through their environment, never on a
     # command line (ps shows those).
+    # Worker w connects from 127.0.0.(w+1) (any 127.x address is this host's loopback).
     STREAMQ_SERVER_SECRET="$SERVER_SECRET" start "worker$w" "$BIN/worker" \
-        --backend "$BACKEND" --connections "$SLOTS_PER_WORKER" --name "w$w"
+        --backend "tcp://127.0.0.$((w + 1)):0;${BACKEND#tcp://}" \
+        --connections "$SLOTS_PER_WORKER" --name "w$w"
     WORKER_PIDS+=("$STARTED_PID")
 done
 for ((w = 1; w <= WORKERS; w++)); do
@@ -243,6 +257,7 @@ log "-- TERMINATE, stopping workers (SIGTERM)"
 stop_topology "$BROKER_PID" broker worker w "${WORKER_PIDS[@]}"
 BROKER_RC=$STOP_BROKER_RC
 WORKERS_OK=$STOP_WORKERS_OK
+SHARES_IN="${STOP_SHARES[*]}"
 
 log ""
 log "== dial-out: the broker connects to bound workers, one connection per client; access log"
@@ -303,12 +318,13 @@ log "-- TERMINATE, stopping workers (SIGTERM)"
 stop_topology "$DIAL_BROKER_PID" dbroker dworker d "${DIAL_WORKER_PIDS[@]}"
 DIAL_BROKER_RC=$STOP_BROKER_RC
 DIAL_WORKERS_OK=$STOP_WORKERS_OK
+SHARES_OUT="${STOP_SHARES[*]}"
 
 log ""
 log "== summary, dial-in: clients $CLIENTS_OK_IN/$CLIENTS ok, statistics $([[ $STATS_OK == 1 ]] && echo ok || echo FAIL)," \
-    "broker exit $BROKER_RC, workers $WORKERS_OK/$WORKERS stopped cleanly"
+    "broker exit $BROKER_RC, workers $WORKERS_OK/$WORKERS stopped cleanly, sessions per worker $SHARES_IN"
 log "== summary, dial-out: clients $DIAL_CLIENTS_OK/$CLIENTS ok, access log $([[ $ACCESS_OK == 1 ]] && echo ok || echo FAIL)," \
-    "broker exit $DIAL_BROKER_RC, workers $DIAL_WORKERS_OK/$WORKERS stopped cleanly"
+    "broker exit $DIAL_BROKER_RC, workers $DIAL_WORKERS_OK/$WORKERS stopped cleanly, sessions per worker $SHARES_OUT"
 if ((CLIENTS_OK_IN == CLIENTS && BROKER_RC == 0 && STATS_OK == 1 && WORKERS_OK == WORKERS)) &&
     ((DIAL_CLIENTS_OK == CLIENTS && ACCESS_OK == 1 && DIAL_BROKER_RC == 0 && DIAL_WORKERS_OK == WORKERS)); then
     log "== PASS"

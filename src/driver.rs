@@ -130,6 +130,13 @@ const TAKEOVER_TICK: Duration = Duration::from_micros(50);
 /// Memory freed by libzmq at takeovers goes back to the system at most this often.
 const TRIM_INTERVAL: Duration = Duration::from_secs(1);
 
+/// A seed for the core's choice among equally loaded workers, different in every run: std
+/// keys `RandomState`s from the OS's random source (once per thread, then a new key for each).
+fn random_seed() -> u64 {
+    use std::hash::BuildHasher;
+    std::collections::hash_map::RandomState::new().hash_one(0u64)
+}
+
 fn slot(side: Side) -> usize {
     match side {
         Side::Frontend => 0,
@@ -144,7 +151,7 @@ impl Driver {
     pub fn new(sockets: Sockets, limits: Limits) -> Driver {
         Driver {
             sockets,
-            core: Core::new(limits),
+            core: Core::with_seed(limits, random_seed()),
             unprobed: [true; 3],
             relays: None,
             takeovers: Takeovers::default(),

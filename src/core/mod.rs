@@ -16,10 +16,12 @@ mod backpressure;
 mod dial;
 mod events;
 mod handshake;
+mod idle;
 mod limits;
 mod policy;
 mod pools;
 mod queue;
+mod rng;
 mod routing_id;
 mod slab;
 mod stats;
@@ -237,12 +239,20 @@ impl<P: AsRef<[u8]>> Default for Core<P> {
 }
 
 impl<P: AsRef<[u8]>> Core<P> {
+    /// A core whose choices among equally loaded workers follow a fixed seed (a replayable
+    /// run); [`Core::with_seed`] for a varied one.
     pub fn new(limits: Limits) -> Self {
+        Core::with_seed(limits, 0)
+    }
+
+    /// `seed` drives the random choice among equally loaded worker connections: the driver
+    /// passes an OS random number, since the core reads no random source itself.
+    pub fn with_seed(limits: Limits, seed: u64) -> Self {
         Core {
             conns: Slab::default(),
             frontend_ids: FxHashMap::default(),
             backend_ids: FxHashMap::default(),
-            pools: Pools::default(),
+            pools: Pools::new(seed),
             ready: VecDeque::new(),
             timers: Timers::default(),
             tombstones: FxHashMap::default(),
@@ -496,7 +506,7 @@ impl<P: AsRef<[u8]>> Core<P> {
                 self.start_close(now, partner, true);
             }
             State::Dialing { worker, .. } => {
-                pools::leave_pool(&conn.state, &mut self.stats);
+                self.pools.leave(key, &conn.state, &mut self.stats);
                 self.drop_client_dial(now, worker);
             }
             State::Connecting | State::WorkerHandshake if dialed => {
@@ -510,7 +520,7 @@ impl<P: AsRef<[u8]>> Core<P> {
                 self.start_close(now, key, false);
                 return;
             }
-            _ => pools::leave_pool(&conn.state, &mut self.stats),
+            _ => self.pools.leave(key, &conn.state, &mut self.stats),
         }
         if dialed {
             self.start_close(now, key, false);
@@ -570,7 +580,7 @@ impl<P: AsRef<[u8]>> Core<P> {
                 self.push_event(Event::Reject { client, reason });
             }
         }
-        pools::leave_pool(&state, &mut self.stats);
+        self.pools.leave(key, &state, &mut self.stats);
         match state {
             State::Dialing { worker, .. } => self.drop_client_dial(now, worker),
             State::Connecting | State::WorkerHandshake if dialed => {
@@ -679,6 +689,7 @@ impl<P: AsRef<[u8]>> Core<P> {
             Some(Side::Frontend) => (a, b),
             _ => (b, a),
         };
+        self.pools.idle.pair_closed(worker);
         let w = self.conns.get(worker).expect("live worker");
         let dialed = w.dial.is_some();
         let end = if end == PairEnd::WorkerClosed && !w.handshake_done {

@@ -4,8 +4,9 @@
 use std::collections::VecDeque;
 use std::time::Instant;
 
+use super::idle::{Addr, IdlePool};
 use super::timers::TimerKind;
-use super::{Core, Key, PairEnd, PeerInfo, Reject, Slab, State, Stats};
+use super::{policy, Core, Key, PairEnd, PeerInfo, Reject, Slab, State, Stats};
 use crate::relay::{RelayEnd, RelayEvent};
 use crate::zmtp::{self, Mechanism};
 
@@ -48,27 +49,39 @@ pub enum HandoverOutcome {
     Broken,
 }
 
-/// Queues of keys. Departed entries are left in place and skipped when met (their state no
-/// longer matches), and compacted away when they dominate.
-#[derive(Default)]
+/// Waiting clients and idle worker connections.
 pub(super) struct Pools {
-    /// Clients in arrival order, per mechanism.
+    /// Clients in arrival order, per mechanism. Departed entries are left in place and
+    /// skipped when met (their state no longer matches), and compacted away when they
+    /// dominate.
     waiting: [VecDeque<Key>; 4],
-    /// Worker connections, least recently used (idle longest) first, per mechanism.
-    pub(super) idle: [VecDeque<Key>; 4],
-}
-
-/// Accounts for a connection leaving the pool its `state` puts it in, if any. Its queue entry
-/// is left in place: it goes stale once the caller moves the connection on.
-pub(super) fn leave_pool(state: &State, stats: &mut Stats) {
-    match *state {
-        State::Waiting(_) | State::Dialing { .. } => stats.clients_waiting -= 1,
-        State::Idle(m) => stats.workers_idle[m.index()] -= 1,
-        _ => {}
-    }
+    /// Dial-in's worker connections, by address.
+    pub(super) idle: IdlePool,
 }
 
 impl Pools {
+    /// `seed` drives the choice among equally loaded worker connections.
+    pub(super) fn new(seed: u64) -> Pools {
+        Pools {
+            waiting: Default::default(),
+            idle: IdlePool::new(seed),
+        }
+    }
+
+    /// Accounts for connection `key` leaving the pool its `state` puts it in, if any. A
+    /// waiting client's queue entry is left in place: it goes stale once the caller moves
+    /// the connection on.
+    pub(super) fn leave(&mut self, key: Key, state: &State, stats: &mut Stats) {
+        match *state {
+            State::Waiting(_) | State::Dialing { .. } => stats.clients_waiting -= 1,
+            State::Idle(m) => {
+                stats.workers_idle[m.index()] -= 1;
+                self.idle.remove(key);
+            }
+            _ => {}
+        }
+    }
+
     /// The oldest client waiting with mechanism `m`.
     pub(super) fn pop_waiting<P>(
         &mut self,
@@ -101,7 +114,7 @@ impl Pools {
             queue.retain(|k| {
                 conns
                     .get(*k)
-                    .is_some_and(|c| matches!(c.state, State::Waiting(_) | State::Idle(_)))
+                    .is_some_and(|c| matches!(c.state, State::Waiting(_)))
             });
         }
     }
@@ -123,14 +136,20 @@ impl<P: AsRef<[u8]>> Core<P> {
     /// A screened worker connection joins the idle pool of its mechanism.
     pub(super) fn enter_idle(&mut self, now: Instant, key: Key, m: Mechanism) {
         self.stats.workers_idle[m.index()] += 1;
-        let q = &mut self.pools.idle[m.index()];
-        q.push_back(key);
-        Pools::compact(q, &self.conns, self.stats.workers_idle[m.index()]);
+        let conn = self.conns.get(key).expect("live");
+        let (opened, addr) = (conn.opened, Self::worker_addr(conn));
+        self.pools.idle.insert(key, m, addr);
         if let Some(age) = self.limits.worker_max_age {
-            let opened = self.conns.get(key).expect("live").opened;
             self.timers.arm(opened + age, key, TimerKind::MaxAge);
         }
         self.try_pair(now);
+    }
+
+    /// The address a dial-in worker connection is pooled and counted under.
+    fn worker_addr(conn: &super::Conn<P>) -> Addr {
+        conn.peer
+            .and_then(|p| p.addr)
+            .map(|a| policy::address_key(a.ip()))
     }
 
     /// Pairs open and worker connections being made stay under ZMQ_PROXY_STREAM_MAX_PAIRS.
@@ -140,8 +159,8 @@ impl<P: AsRef<[u8]>> Core<P> {
             .is_none_or(|max| ((self.stats.pairs_open + self.dialing) as usize) < max)
     }
 
-    /// Pairs waiting clients with idle workers of the same mechanism, oldest client with
-    /// the worker connection idle longest.
+    /// Pairs waiting clients with idle workers of the same mechanism: the oldest client
+    /// with a connection of the worker address serving the fewest pairs ([`IdlePool::take`]).
     pub(super) fn try_pair(&mut self, now: Instant) {
         if self.endpoints.active() {
             return self.try_dial(now);
@@ -157,8 +176,14 @@ impl<P: AsRef<[u8]>> Core<P> {
                 else {
                     break;
                 };
-                let worker = Pools::pop_live(&mut self.pools.idle[i], &self.conns, State::Idle(m))
+                let worker = self
+                    .pools
+                    .idle
+                    .take(m)
                     .expect("idle count says a worker is idle");
+                let w = self.conns.get(worker).expect("pooled connections are live");
+                debug_assert_eq!(w.state, State::Idle(m));
+                self.pools.idle.pair_opened(worker, Self::worker_addr(w));
                 self.stats.clients_waiting -= 1;
                 self.stats.workers_idle[i] -= 1;
                 self.pair(now, client, worker, m);

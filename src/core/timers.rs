@@ -107,7 +107,7 @@ impl<P: AsRef<[u8]>> Core<P> {
                 }
                 (TimerKind::MaxAge, State::Idle(m)) => {
                     self.stats.workers_recycled += 1;
-                    self.stats.workers_idle[m.index()] -= 1;
+                    self.pools.leave(key, &State::Idle(m), &mut self.stats);
                     self.start_close(now, key, false);
                 }
                 (TimerKind::Idle, State::Paired(partner)) => {

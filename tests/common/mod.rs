@@ -14,11 +14,11 @@ pub use bound::{refused_endpoint, BoundWorker, RecoveringWorker, SilentListener,
 pub use events::{EventsKind, ProxyConfig, ProxyEvent};
 
 use std::cell::RefCell;
-use std::collections::VecDeque;
+use std::collections::{HashSet, VecDeque};
 use std::ffi::c_void;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -525,7 +525,11 @@ impl Drop for Background {
 /// A worker: one ROUTER socket (a CURVE/PLAIN/NULL server) connected `connections` times
 /// to the proxy's backend, echoing every message on its own thread until dropped.
 pub struct Worker {
+    /// Messages echoed.
     pub served: Arc<AtomicUsize>,
+    /// The routing ids messages came from: one per connection, and a connection carries
+    /// one session.
+    pub sessions: Arc<Mutex<HashSet<Vec<u8>>>>,
     _thread: Background,
 }
 
@@ -547,21 +551,30 @@ impl Worker {
             socket.connect(backend).unwrap();
         }
         let served = Arc::new(AtomicUsize::new(0));
-        let served2 = served.clone();
+        let sessions = Arc::new(Mutex::new(HashSet::new()));
+        let (served2, sessions2) = (served.clone(), sessions.clone());
         let thread = Background::spawn(move |stop| {
             while !stop.load(Ordering::Relaxed) {
                 if socket.poll(zmq::POLLIN, 20).unwrap() == 0 {
                     continue;
                 }
                 let frames = socket.recv_multipart(0).unwrap();
+                // Recorded before the echo: a client holding its reply was counted.
+                sessions2.lock().unwrap().insert(frames[0].clone());
                 socket.send_multipart(frames, 0).unwrap();
                 served2.fetch_add(1, Ordering::Relaxed);
             }
         });
         Worker {
             served,
+            sessions,
             _thread: thread,
         }
+    }
+
+    /// Sessions served so far (see `sessions`).
+    pub fn sessions_served(&self) -> usize {
+        self.sessions.lock().unwrap().len()
     }
 }
 
