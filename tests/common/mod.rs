@@ -5,6 +5,7 @@
 pub mod bound;
 pub mod events;
 pub mod monitor;
+pub mod netns;
 pub mod raw;
 
 // Not every test file uses every helper.
