@@ -7,6 +7,7 @@ pub mod events;
 pub mod monitor;
 pub mod netns;
 pub mod raw;
+pub mod tun_link;
 
 // Not every test file uses every helper.
 #[allow(unused_imports)]

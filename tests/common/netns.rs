@@ -14,6 +14,9 @@ use std::os::fd::AsRawFd;
 use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Once;
+use std::time::Duration;
+
+use super::tun_link;
 
 /// The /30 subnets of the hosts come from 10.213.0.0/16. Which are free is decided under a
 /// file lock by looking at the root namespace's addresses, so test threads and concurrent
@@ -33,7 +36,13 @@ pub fn skip(reason: &str) {
     }
     // Straight to the stderr handle, not eprintln!: the test harness captures the macros'
     // output of passing tests, and a skip must show in a plain `cargo test` run.
-    let _ = writeln!(std::io::stderr(), "netns: skipped: {reason}");
+    note(&format!("skipped: {reason}"));
+}
+
+/// A line about the namespaces a test made (how its lossy link is made), shown in a plain
+/// `cargo test` run.
+pub fn note(text: &str) {
+    let _ = writeln!(std::io::stderr(), "netns: {text}");
 }
 
 /// One host per label, or None after `skip` said why they cannot be made.
@@ -81,11 +90,74 @@ pub struct Host {
     /// The veth interface in the root namespace, and its peer in the host's namespace.
     pub root_if: String,
     pub host_if: String,
+    /// The user-space link of a lossy host on a kernel without netem.
+    link: Option<tun_link::TunLink>,
 }
 
 impl Host {
-    /// Makes the namespace and its link; the error says why it could not.
+    /// Makes the namespace and its veth link; the error says why it could not.
     pub fn new(label: &str) -> Result<Host, String> {
+        let host = Host::namespace(label)?;
+        let _lock = PoolLock::take()?;
+        let (gateway, addr) = free_subnet()?;
+        let (ns, rif, hif) = (&host.name, &host.root_if, &host.host_if);
+        ip(&[
+            "link", "add", rif, "type", "veth", "peer", "name", hif, "netns", ns,
+        ])?;
+        host.configure(gateway, addr, "/30")
+    }
+
+    /// A host whose link delays each packet by `delay_ms` and loses `loss_pct` percent of
+    /// them, both ways: `tc netem` on both ends of its veth link, or, where this kernel has
+    /// no netem, the same made in user space over TUN devices (tun_link.rs); the second
+    /// value says which, and why.
+    pub fn lossy(label: &str, delay_ms: u32, loss_pct: f64) -> Result<(Host, String), String> {
+        let host = Host::new(label)?;
+        let netem = |dev: &str| {
+            let (delay, loss) = (format!("{delay_ms}ms"), format!("{loss_pct}%"));
+            let args = [
+                "qdisc", "add", "dev", dev, "root", "netem", "delay", &delay, "loss", &loss,
+            ];
+            (args.map(str::to_owned), format!("tc {}", args.join(" ")))
+        };
+        let (root_args, _) = netem(&host.root_if);
+        let (host_args, _) = netem(&host.host_if);
+        let root_refs: Vec<&str> = root_args.iter().map(String::as_str).collect();
+        let mut host_refs = vec!["-n", host.name.as_str()];
+        host_refs.extend(host_args.iter().map(String::as_str));
+        let netem_failed = match run("tc", &root_refs).and_then(|_| run("tc", &host_refs)) {
+            Ok(_) => {
+                let how = format!("tc netem delay {delay_ms}ms loss {loss_pct}% on both ends");
+                return Ok((host, how));
+            }
+            Err(e) => e,
+        };
+        // No netem: the veth pair goes (deleting one end deletes both) and a TUN link with
+        // the same delay and loss takes its place.
+        ip(&["link", "del", &host.root_if])?;
+        let mut host = host;
+        let root_tun = tun_link::open_tun(&host.root_if)?;
+        let name = host.host_if.clone();
+        let host_tun = host.in_ns(move || tun_link::open_tun(&name))?;
+        host.link = Some(tun_link::TunLink::start(
+            root_tun,
+            host_tun,
+            Duration::from_millis(delay_ms.into()),
+            loss_pct / 100.0,
+        )?);
+        let _lock = PoolLock::take()?;
+        let (gateway, addr) = free_subnet()?;
+        let host = host.configure(gateway, addr, "")?;
+        let how = format!(
+            "{netem_failed} (this kernel has no sch_netem: CONFIG_NET_SCH_NETEM is off, or its \
+             module cannot be loaded); the same delay and loss are made in user space on a \
+             TUN link instead"
+        );
+        Ok((host, how))
+    }
+
+    /// A namespace with no link yet.
+    fn namespace(label: &str) -> Result<Host, String> {
         static STALE: Once = Once::new();
         STALE.call_once(remove_stale);
         // SAFETY: geteuid has no preconditions.
@@ -100,26 +172,41 @@ impl Host {
         let name = format!("{NS_PREFIX}{pid}-{n}-{label}");
         ip(&["netns", "add", &name])?;
         // From here on, dropping the host removes what was made.
-        let mut host = Host {
+        Ok(Host {
             name,
             addr: Ipv4Addr::UNSPECIFIED,
             gateway: Ipv4Addr::UNSPECIFIED,
             // Interface names are at most 15 bytes: "sq" + pid (7 digits at most) + "r"/"h" + n.
             root_if: format!("sq{pid}r{n}"),
             host_if: format!("sq{pid}h{n}"),
-        };
-        let _lock = PoolLock::take()?;
-        let (gateway, addr) = free_subnet()?;
-        host.gateway = gateway;
-        host.addr = addr;
-        let (ns, rif, hif) = (&host.name, &host.root_if, &host.host_if);
-        let (g, a) = (format!("{gateway}/30"), format!("{addr}/30"));
-        ip(&[
-            "link", "add", rif, "type", "veth", "peer", "name", hif, "netns", ns,
-        ])?;
-        ip(&["addr", "add", &g, "dev", rif])?;
+            link: None,
+        })
+    }
+
+    /// Addresses both ends of the link (`prefix` "/30" for veth, "" for a point-to-point TUN
+    /// link, whose ends name their peer), brings it up and routes the host through it. Call
+    /// with the pool lock held.
+    fn configure(
+        mut self,
+        gateway: Ipv4Addr,
+        addr: Ipv4Addr,
+        prefix: &str,
+    ) -> Result<Host, String> {
+        self.gateway = gateway;
+        self.addr = addr;
+        let (ns, rif, hif) = (&self.name, &self.root_if, &self.host_if);
+        let (g, a) = (format!("{gateway}{prefix}"), format!("{addr}{prefix}"));
+        let (mut root_addr, mut host_addr) =
+            (vec!["addr", "add", &g], vec!["-n", ns, "addr", "add", &a]);
+        if prefix.is_empty() {
+            root_addr.extend(["peer", &a]);
+            host_addr.extend(["peer", &g]);
+        }
+        root_addr.extend(["dev", rif]);
+        host_addr.extend(["dev", hif]);
+        ip(&root_addr)?;
         ip(&["link", "set", rif, "up"])?;
-        ip(&["-n", ns, "addr", "add", &a, "dev", hif])?;
+        ip(&host_addr)?;
         ip(&["-n", ns, "link", "set", hif, "up"])?;
         ip(&["-n", ns, "link", "set", "lo", "up"])?;
         ip(&[
@@ -131,7 +218,7 @@ impl Host {
             "via",
             &gateway.to_string(),
         ])?;
-        Ok(host)
+        Ok(self)
     }
 
     /// The /30 network of the host's link ("10.213.x.y/30").
@@ -154,6 +241,29 @@ impl Host {
         })
         .join()
         .expect("the thread in the namespace panicked")
+    }
+
+    /// TCP segments the host has retransmitted (RetransSegs of its namespace's
+    /// /proc/net/snmp): more than none shows that its link loses packets.
+    pub fn tcp_retransmits(&self) -> u64 {
+        self.in_ns(|| {
+            // thread-self: /proc/self/net would show the namespace of the process's main thread.
+            let snmp = std::fs::read_to_string("/proc/thread-self/net/snmp").unwrap();
+            let mut tcp = snmp.lines().filter(|l| l.starts_with("Tcp:"));
+            let (names, values) = (tcp.next().unwrap(), tcp.next().unwrap());
+            let i = names.split(' ').position(|n| n == "RetransSegs").unwrap();
+            values.split(' ').nth(i).unwrap().parse().unwrap()
+        })
+    }
+
+    /// How long a TCP connect from the host to `to` (in the root namespace) takes: one round
+    /// trip on its link.
+    pub fn connect_time(&self, to: std::net::SocketAddr) -> Duration {
+        self.in_ns(move || {
+            let start = std::time::Instant::now();
+            std::net::TcpStream::connect(to).expect("connect from the host");
+            start.elapsed()
+        })
     }
 
     /// A libzmq context whose connections are made from this host. libzmq starts a context's
