@@ -113,23 +113,26 @@ impl Host {
     /// value says which, and why.
     pub fn lossy(label: &str, delay_ms: u32, loss_pct: f64) -> Result<(Host, String), String> {
         let host = Host::new(label)?;
-        let netem = |dev: &str| {
-            let (delay, loss) = (format!("{delay_ms}ms"), format!("{loss_pct}%"));
-            let args = [
+        let (delay, loss) = (format!("{delay_ms}ms"), format!("{loss_pct}%"));
+        let netem = |dev| {
+            [
                 "qdisc", "add", "dev", dev, "root", "netem", "delay", &delay, "loss", &loss,
-            ];
-            (args.map(str::to_owned), format!("tc {}", args.join(" ")))
+            ]
         };
-        let (root_args, _) = netem(&host.root_if);
-        let (host_args, _) = netem(&host.host_if);
-        let root_refs: Vec<&str> = root_args.iter().map(String::as_str).collect();
-        let mut host_refs = vec!["-n", host.name.as_str()];
-        host_refs.extend(host_args.iter().map(String::as_str));
-        let netem_failed = match run("tc", &root_refs).and_then(|_| run("tc", &host_refs)) {
+        let mut in_host = vec!["-n", host.name.as_str()];
+        in_host.extend(netem(&host.host_if));
+        let netem_failed = match run("tc", &netem(&host.root_if)).and_then(|_| run("tc", &in_host))
+        {
             Ok(_) => {
-                let how = format!("tc netem delay {delay_ms}ms loss {loss_pct}% on both ends");
-                return Ok((host, how));
+                return Ok((
+                    host,
+                    format!("tc netem delay {delay} loss {loss} on both ends"),
+                ))
             }
+            Err(e) if e.contains("Specified qdisc kind is unknown") => format!(
+                "{e} (this kernel has no sch_netem: CONFIG_NET_SCH_NETEM is off, or its module \
+                 cannot be loaded)"
+            ),
             Err(e) => e,
         };
         // No netem: the veth pair goes (deleting one end deletes both) and a TUN link with
@@ -149,9 +152,7 @@ impl Host {
         let (gateway, addr) = free_subnet()?;
         let host = host.configure(gateway, addr, "")?;
         let how = format!(
-            "{netem_failed} (this kernel has no sch_netem: CONFIG_NET_SCH_NETEM is off, or its \
-             module cannot be loaded); the same delay and loss are made in user space on a \
-             TUN link instead"
+            "{netem_failed}; the same delay and loss are made in user space on a TUN link instead"
         );
         Ok((host, how))
     }
