@@ -119,6 +119,7 @@ impl Proxy {
         let ProxyConfig {
             control: control_type,
             frontend_bind,
+            backend_bind,
             ipv6,
             dial_out,
             events: events_kind,
@@ -154,7 +155,9 @@ impl Proxy {
         let be = if dial_out {
             String::new()
         } else {
-            backend.bind("tcp://127.0.0.1:0").unwrap();
+            backend
+                .bind(&backend_bind)
+                .unwrap_or_else(|e| panic!("backend bind {backend_bind}: {e}"));
             endpoint_of(&backend)
         };
         let n = NEXT_CONTROL.fetch_add(1, Ordering::Relaxed);
