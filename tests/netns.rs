@@ -18,107 +18,121 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use zmq_proxy_stream::api::*;
 
-/// A proxy with events whose frontend listens on the root end of `host`'s link (every host
-/// reaches it through its own link); the workers connect over loopback as usual.
-fn proxy_on(host: &Host, options: Vec<(i32, OptValue)>) -> Proxy {
-    let mut config = ProxyConfig::new().events(EventsKind::Pair);
-    config.frontend_bind = format!("tcp://{}:0", host.gateway);
-    config.options.extend(options);
-    Proxy::start_config(config)
+/// Hosts A and B, a proxy with events listening on the root end of A's link (B reaches it
+/// through its own link) with one address rule set, and a CURVE worker on loopback.
+struct TwoHosts {
+    // Field order is drop order: the hosts' contexts and the worker's socket close before
+    // the proxy's context terminates, and the namespaces go last.
+    ctx: [zmq::Context; 2],
+    worker: Worker,
+    mech: Mechanism,
+    proxy: Proxy,
+    hosts: Vec<Host>,
 }
 
-/// A CURVE client made in `ctx` (a host's context), checked to connect from `host`'s
-/// address: the proof that its connection really lives in the host's namespace.
-fn client_on(host: &Host, ctx: &zmq::Context, proxy: &Proxy, mech: &Mechanism) -> MonitoredClient {
-    let c = monitored_client(ctx, &proxy.frontend, mech, |_| {});
-    assert_eq!(
-        c.addr.ip(),
-        IpAddr::V4(host.addr),
-        "the client's connection is made from {}",
-        host.name
-    );
-    c
+impl TwoHosts {
+    /// None after saying why the hosts cannot be made; `rule` gets them to name addresses.
+    fn new(option: i32, rule: impl Fn(&[Host]) -> OptValue, connections: usize) -> Option<Self> {
+        let hosts = hosts_or_skip(&["a", "b"])?;
+        let mut config = ProxyConfig::new()
+            .events(EventsKind::Pair)
+            .opt(option, rule(&hosts));
+        config.frontend_bind = format!("tcp://{}:0", hosts[0].gateway);
+        let proxy = Proxy::start_config(config);
+        let mech = curve();
+        let worker = Worker::start(&proxy.ctx, &proxy.backend, mech.clone(), connections);
+        Some(TwoHosts {
+            ctx: [hosts[0].context(), hosts[1].context()],
+            worker,
+            mech,
+            proxy,
+            hosts,
+        })
+    }
+
+    /// A CURVE client on host `i`, checked to connect from its address: the proof that its
+    /// connection really lives in the host's namespace.
+    fn client(&self, i: usize) -> MonitoredClient {
+        let c = monitored_client(&self.ctx[i], &self.proxy.frontend, &self.mech, |_| {});
+        let host = &self.hosts[i];
+        assert_eq!(
+            c.addr.ip(),
+            IpAddr::V4(host.addr),
+            "made from {}",
+            host.name
+        );
+        c
+    }
+
+    /// A client on host `i` that is served: a round trip, and the OPEN names its address.
+    fn served_client(&self, i: usize, tag: &str) -> MonitoredClient {
+        let c = self.client(i);
+        round_trip(&c, &[tag.as_bytes(), &payload(7, 5000)]);
+        let addr = c.addr.to_string();
+        self.proxy.wait_event("the client's OPEN", DEADLINE, |e| {
+            e.is_open() && e.client() == addr
+        });
+        c
+    }
+
+    /// A CURVE client on host `i` that is refused for `reason`: its REJECT event names the
+    /// host's address, libzmq reconnects it by itself and it is refused again (counted in
+    /// `counter` each time), and its request never comes back. Its address is not read from
+    /// the socket: the proxy may close the connection before a monitor could read it. Call
+    /// with no other client of the host being refused.
+    fn refused_client(&self, i: usize, counter: i32, reason: &str) -> zmq::Socket {
+        let proxy = &self.proxy;
+        let before = proxy.stat(counter);
+        let c = client(&self.ctx[i], &proxy.frontend, &self.mech);
+        c.send("this must reach no worker", zmq::DONTWAIT).unwrap();
+        let from_host = format!("{}:", self.hosts[i].addr);
+        let first = proxy.wait_event("the client's REJECT", DEADLINE, |e| {
+            matches!(e, ProxyEvent::Reject { .. }) && e.client().starts_with(&from_host)
+        });
+        assert_eq!(first.reason(), Some(reason), "{first:?}");
+        proxy.wait_event("the client's REJECT after it reconnected", DEADLINE, |e| {
+            e.reason() == Some(reason)
+                && e.client().starts_with(&from_host)
+                && e.client() != first.client()
+        });
+        assert!(proxy.stat(counter) >= before + 2);
+        assert!(
+            recv_within(&c, Duration::ZERO).is_none(),
+            "a refused client got a reply"
+        );
+        c
+    }
+
+    /// The worker has echoed `n` requests: `what`. (It counts each after sending its echo,
+    /// so the count may lag the client's reply by a moment.)
+    fn assert_worker_served(&self, n: usize, what: &str) {
+        let served = || self.worker.served.load(Ordering::SeqCst);
+        wait_until(&format!("the worker served {n}: {what}"), DEADLINE, || {
+            served() >= n
+        });
+        assert_eq!(served(), n, "{what}");
+    }
 }
 
-/// `c` (from `host`) is served: a round trip, and the proxy's OPEN names its address.
-fn assert_served(proxy: &Proxy, c: &MonitoredClient, tag: &str) {
-    round_trip(c, &[tag.as_bytes(), &payload(7, 5000)]);
-    let addr = c.addr.to_string();
-    let open = proxy.wait_event("the client's OPEN", DEADLINE, |e| {
-        e.is_open() && e.client() == addr
-    });
-    assert_eq!(open.client(), addr);
-}
-
-/// The worker has echoed `n` requests: `what`. (It counts each after sending its echo, so the
-/// count may lag the client's reply by a moment.)
-fn assert_served_count(worker: &Worker, n: usize, what: &str) {
-    wait_until(&format!("the worker served {n}: {what}"), DEADLINE, || {
-        worker.served.load(Ordering::SeqCst) >= n
-    });
-    assert_eq!(worker.served.load(Ordering::SeqCst), n, "{what}");
-}
-
-/// A CURVE client from `host` that is refused for `reason`: its REJECT event names the
-/// host's address, libzmq reconnects it by itself and it is refused again (counted in
-/// `counter` each time), and its request never comes back. Its address is not read from
-/// the socket: the proxy may close the connection before a monitor could read it. Call with
-/// no other client of the host being refused.
-fn refused_client(
-    host: &Host,
-    ctx: &zmq::Context,
-    proxy: &Proxy,
-    mech: &Mechanism,
-    counter: i32,
-    reason: &str,
-) -> zmq::Socket {
-    let before = proxy.stat(counter);
-    let c = client(ctx, &proxy.frontend, mech);
-    c.send("this must reach no worker", zmq::DONTWAIT).unwrap();
-    let from_host = format!("{}:", host.addr);
-    let first = proxy.wait_event("the client's REJECT", DEADLINE, |e| {
-        matches!(e, ProxyEvent::Reject { .. }) && e.client().starts_with(&from_host)
-    });
-    assert_eq!(first.reason(), Some(reason), "{first:?}");
-    proxy.wait_event("the client's REJECT after it reconnected", DEADLINE, |e| {
-        e.reason() == Some(reason)
-            && e.client().starts_with(&from_host)
-            && e.client() != first.client()
-    });
-    assert!(proxy.stat(counter) >= before + 2);
-    assert!(
-        recv_within(&c, Duration::ZERO).is_none(),
-        "a refused client got a reply"
-    );
-    c
-}
-
-/// An address rule that admits `hosts[0]` and refuses `hosts[1]`.
-fn admits_the_first_and_denies_the_second(option: i32, value: impl Fn(&[Host]) -> String) {
-    let Some(hosts) = hosts_or_skip(&["a", "b"]) else {
+/// An address rule that admits host A and refuses host B.
+fn admits_a_and_denies_b(option: i32, rule: impl Fn(&[Host]) -> String) {
+    let Some(net) = TwoHosts::new(option, |h| OptValue::String(rule(h)), 2) else {
         return;
     };
-    let rule = value(&hosts);
-    let proxy = proxy_on(&hosts[0], vec![(option, OptValue::String(rule.clone()))]);
-    let mech = curve();
-    let worker = Worker::start(&proxy.ctx, &proxy.backend, mech.clone(), 2);
-    let (ctx_a, ctx_b) = (hosts[0].context(), hosts[1].context());
-    let a = client_on(&hosts[0], &ctx_a, &proxy, &mech);
-    assert_served(&proxy, &a, &format!("admitted by {rule}"));
-    let reason = ZMQ_PROXY_STREAM_STAT_REJECT_DENIED;
-    refused_client(&hosts[1], &ctx_b, &proxy, &mech, reason, "denied");
-    assert_served_count(&worker, 1, "A's request only");
-    assert_eq!(proxy.stat(ZMQ_PROXY_STREAM_STAT_PAIRS_TOTAL), 1);
+    net.served_client(0, "admitted");
+    net.refused_client(1, ZMQ_PROXY_STREAM_STAT_REJECT_DENIED, "denied");
+    net.assert_worker_served(1, "A's request only");
+    assert_eq!(net.proxy.stat(ZMQ_PROXY_STREAM_STAT_PAIRS_TOTAL), 1);
 }
 
 #[test]
 fn allow_admits_its_network_and_refuses_another_host() {
-    admits_the_first_and_denies_the_second(ZMQ_PROXY_STREAM_ALLOW, |h| h[0].network());
+    admits_a_and_denies_b(ZMQ_PROXY_STREAM_ALLOW, |h| h[0].network());
 }
 
 #[test]
 fn deny_refuses_its_host_and_admits_another() {
-    admits_the_first_and_denies_the_second(ZMQ_PROXY_STREAM_DENY, |h| h[1].addr.to_string());
+    admits_a_and_denies_b(ZMQ_PROXY_STREAM_DENY, |h| h[1].addr.to_string());
 }
 
 /// MAX_PER_ADDRESS 1: a second client from A is refused while A's first is paired; a client
@@ -126,52 +140,39 @@ fn deny_refuses_its_host_and_admits_another() {
 /// queued while refused is answered.
 #[test]
 fn max_per_address_counts_each_host_apart() {
-    let Some(hosts) = hosts_or_skip(&["a", "b"]) else {
+    let max = ZMQ_PROXY_STREAM_MAX_PER_ADDRESS;
+    let Some(net) = TwoHosts::new(max, |_| OptValue::Int(1), 3) else {
         return;
     };
-    let proxy = proxy_on(
-        &hosts[0],
-        vec![(ZMQ_PROXY_STREAM_MAX_PER_ADDRESS, OptValue::Int(1))],
-    );
-    let mech = curve();
-    let worker = Worker::start(&proxy.ctx, &proxy.backend, mech.clone(), 3);
-    let (ctx_a, ctx_b) = (hosts[0].context(), hosts[1].context());
-    let a1 = client_on(&hosts[0], &ctx_a, &proxy, &mech);
-    assert_served(&proxy, &a1, "A's first");
+    let a1 = net.served_client(0, "A's first");
     let reason = ZMQ_PROXY_STREAM_STAT_REJECT_PER_ADDRESS;
-    let a2 = refused_client(&hosts[0], &ctx_a, &proxy, &mech, reason, "per-address");
-    let b = client_on(&hosts[1], &ctx_b, &proxy, &mech);
-    assert_served(&proxy, &b, "B, while A is at its limit");
-    assert_served_count(&worker, 2, "A's first and B");
+    let a2 = net.refused_client(0, reason, "per-address");
+    let _b = net.served_client(1, "B, while A is at its limit");
+    net.assert_worker_served(2, "A's first and B");
     drop(a1);
     let reply = recv_within(&a2, DEADLINE).expect("A's second is served once the first left");
     assert_eq!(reply, [b"this must reach no worker".to_vec()]);
-    assert_eq!(proxy.stat(ZMQ_PROXY_STREAM_STAT_REJECT_DENIED), 0);
+    assert_eq!(net.proxy.stat(ZMQ_PROXY_STREAM_STAT_REJECT_DENIED), 0);
 }
 
 /// FAIL_BAN (default 2): a wrong-key client on A fails two handshakes and A is banned; a
 /// good client from A is then refused too, and a good client from B is served.
 #[test]
 fn fail_ban_bans_the_failing_host_only() {
-    let Some(hosts) = hosts_or_skip(&["a", "b"]) else {
+    // A ban far longer than the test, so that A is still banned at its end. Each failed
+    // handshake costs the worker one connection for good (libzmq does not reconnect after a
+    // protocol error): two of its four are lost.
+    let ban_time = ZMQ_PROXY_STREAM_FAIL_BAN_TIME;
+    let Some(net) = TwoHosts::new(ban_time, |_| OptValue::Int(600_000), 4) else {
         return;
     };
-    // A ban far longer than the test, so that A is still banned at its end.
-    let proxy = proxy_on(
-        &hosts[0],
-        vec![(ZMQ_PROXY_STREAM_FAIL_BAN_TIME, OptValue::Int(600_000))],
-    );
-    let mech = curve();
-    // Each failed handshake costs this worker one connection for good (libzmq does not
-    // reconnect after a protocol error): two are lost, the others stay.
-    let worker = Worker::start(&proxy.ctx, &proxy.backend, mech.clone(), 4);
+    let proxy = &net.proxy;
     wait_until("every worker connection idle", DEADLINE, || {
         proxy.stat(ZMQ_PROXY_STREAM_STAT_WORKERS_IDLE_CURVE) == 4
     });
-    let (ctx_a, ctx_b) = (hosts[0].context(), hosts[1].context());
-    let wrong_key = client(&ctx_a, &proxy.frontend, &curve());
+    let wrong_key = client(&net.ctx[0], &proxy.frontend, &curve());
     wrong_key.send("let me in", zmq::DONTWAIT).unwrap();
-    let from_a = format!("{}:", hosts[0].addr);
+    let from_a = format!("{}:", net.hosts[0].addr);
     proxy.wait_event("A banned", DEADLINE, |e| {
         e.reason() == Some("banned") && e.client().starts_with(&from_a)
     });
@@ -186,11 +187,9 @@ fn fail_ban_bans_the_failing_host_only() {
     assert_eq!(failed.len(), 2, "FAIL_BAN 2 bans after two: {events:?}");
     assert!(failed.iter().all(|e| e.client().starts_with(&from_a)));
     assert_eq!(proxy.stat(ZMQ_PROXY_STREAM_STAT_HANDSHAKES_FAILED), 2);
-    let reason = ZMQ_PROXY_STREAM_STAT_REJECT_BANNED;
-    let _good_a = refused_client(&hosts[0], &ctx_a, &proxy, &mech, reason, "banned");
-    let b = client_on(&hosts[1], &ctx_b, &proxy, &mech);
-    assert_served(&proxy, &b, "B, while A is banned");
-    assert_served_count(&worker, 1, "B's request only");
+    let _good_a = net.refused_client(0, ZMQ_PROXY_STREAM_STAT_REJECT_BANNED, "banned");
+    let _b = net.served_client(1, "B, while A is banned");
+    net.assert_worker_served(1, "B's request only");
     assert_eq!(proxy.stat(ZMQ_PROXY_STREAM_STAT_WORKERS_LOST), 2);
 }
 
