@@ -269,7 +269,7 @@ fn stream_worker(
                     if seq != *next || frames[1..] != message(id, kind, seq) {
                         log.errors.push(format!(
                             "client {id}: got {header} ({} bytes) after {next} in order",
-                            frames[2].len()
+                            frames.get(2).map_or(0, Vec::len)
                         ));
                         continue;
                     }
