@@ -22,6 +22,8 @@ pub struct ProxyConfig {
     pub control: ControlType,
     /// Where the frontend binds (default tcp://127.0.0.1:0).
     pub frontend_bind: String,
+    /// Where the backend binds, unless dial-out (default tcp://127.0.0.1:0).
+    pub backend_bind: String,
     /// ZMQ_IPV6 on the frontend (needed to bind tcp://[::1]:0).
     pub ipv6: bool,
     /// Dial-out: the backend is not bound (the proxy zmq_connect()s it to worker endpoints).
@@ -42,6 +44,7 @@ impl ProxyConfig {
         ProxyConfig {
             control: ControlType::Pair,
             frontend_bind: "tcp://127.0.0.1:0".to_owned(),
+            backend_bind: "tcp://127.0.0.1:0".to_owned(),
             ipv6: false,
             dial_out: false,
             events: None,

@@ -5,7 +5,9 @@
 pub mod bound;
 pub mod events;
 pub mod monitor;
+pub mod netns;
 pub mod raw;
+pub mod tun_link;
 
 // Not every test file uses every helper.
 #[allow(unused_imports)]
@@ -117,6 +119,7 @@ impl Proxy {
         let ProxyConfig {
             control: control_type,
             frontend_bind,
+            backend_bind,
             ipv6,
             dial_out,
             events: events_kind,
@@ -152,7 +155,9 @@ impl Proxy {
         let be = if dial_out {
             String::new()
         } else {
-            backend.bind("tcp://127.0.0.1:0").unwrap();
+            backend
+                .bind(&backend_bind)
+                .unwrap_or_else(|e| panic!("backend bind {backend_bind}: {e}"));
             endpoint_of(&backend)
         };
         let n = NEXT_CONTROL.fetch_add(1, Ordering::Relaxed);
