@@ -97,8 +97,8 @@ pub const ZMQ_PROXY_STREAM_WORKER_ENDPOINT: c_int = 15;
 /// 0 = wait for ever. Default 2000.
 pub const ZMQ_PROXY_STREAM_CONNECT_TIMEOUT: c_int = 16;
 /// int, count: a client address whose pairs this many times in a row ended with the worker
-/// closing before the security handshake completed (a wrong CURVE server key, a bad
-/// password) is refused for ZMQ_PROXY_STREAM_FAIL_BAN_TIME (REJECT_BANNED): its
+/// closing before the security handshake completed or refusing it with ERROR (a wrong CURVE
+/// server key, a bad password) is refused for ZMQ_PROXY_STREAM_FAIL_BAN_TIME (REJECT_BANNED): its
 /// connections are closed on their first bytes and reach no worker. Once banned, the
 /// address's next failure bans it again at once, for twice as long each time (at most 8
 /// times FAIL_BAN_TIME); a completed handshake from the address clears its record, and so
@@ -137,7 +137,8 @@ pub const ZMQ_PROXY_STREAM_FAIL_BAN_TIME: c_int = 18;
 /// dial-in (spaces written as %20). <mechanism> is NULL, PLAIN, CURVE or GSSAPI.
 /// <bytes-up> is what the client sent after the greeting, <bytes-down> what the worker sent,
 /// <ms> how long the pair lasted. CLOSE reasons: client-closed, worker-closed,
-/// handshake-failed (the worker closed before its handshake completed), idle-timeout,
+/// handshake-failed (the worker closed before its handshake completed, or refused the
+/// client with ERROR), idle-timeout,
 /// buffer-overflow, stalled, takeover-violation (a peer sent while its connection was being
 /// taken over), takeover-failed. REJECT reasons: denied, per-address, banned, bad-greeting,
 /// mechanism, bad-command, handshake-timeout, wait-timeout, queue-full, early-overflow.
@@ -232,7 +233,8 @@ pub const ZMQ_PROXY_STREAM_STAT_CONNECT_TIMEOUTS: c_int = 27;
 pub const ZMQ_PROXY_STREAM_STAT_ENDPOINTS_DOWN: c_int = 28;
 /// Clients closed because their address is banned (ZMQ_PROXY_STREAM_FAIL_BAN).
 pub const ZMQ_PROXY_STREAM_STAT_REJECT_BANNED: c_int = 29;
-/// Pairs the worker closed before its security handshake completed.
+/// Pairs the worker closed before its security handshake completed, or refused with an
+/// ERROR command (a ZAP refusal: a bad password, a CURVE key it does not admit).
 pub const ZMQ_PROXY_STREAM_STAT_HANDSHAKES_FAILED: c_int = 30;
 /// Events dropped because the events socket could not take them at once.
 pub const ZMQ_PROXY_STREAM_STAT_EVENTS_DROPPED: c_int = 31;

@@ -640,7 +640,7 @@ fn never_relayed(tag: u64, end: RelayEnd) -> RelayEvent {
         end,
         bytes_up: 0,
         bytes_down: 0,
-        handshake_done: false,
+        handshake: crate::zmtp::HandshakeState::Running,
     }
 }
 

@@ -305,6 +305,12 @@ fn metadata_is_valid(mut body: &[u8]) -> bool {
 #[cfg(test)]
 pub(crate) mod tests;
 
+/// The start of the ERROR command a libzmq 4.3 PLAIN server sends: its "\x05ERROR" in C
+/// reads "\x05E" as one hex escape, so the name's length byte and first letter come out as
+/// one byte, 0x5E, then "RROR" (libzmq src/plain_common.hpp). libzmq's own client reads it
+/// as a malformed command and closes.
+const LIBZMQ_PLAIN_ERROR: [u8; 5] = [0x5E, b'R', b'R', b'O', b'R'];
+
 /// What a [`HandshakeWatch`] has seen of a peer's security handshake.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum HandshakeState {
@@ -413,7 +419,9 @@ impl HandshakeWatch {
             let name = &self.name[1..self.name_len];
             if len == 5 && name == b"READY" {
                 self.state = HandshakeState::Ready;
-            } else if len == 5 && name == b"ERROR" {
+            } else if (len == 5 && name == b"ERROR")
+                || (self.name_len >= 5 && self.name[..5] == LIBZMQ_PLAIN_ERROR)
+            {
                 self.state = HandshakeState::Error;
             }
         } else if !self.is_command {

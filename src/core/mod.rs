@@ -137,9 +137,10 @@ struct Conn<P> {
     paired_at: Instant,
     mechanism: Option<Mechanism>,
     relayed: u64,
-    /// A paired worker's security handshake, followed until it completes.
+    /// A paired worker's security handshake, followed until it completes, and what it
+    /// came to (Ready, or Error when the worker refused the client).
     watch: Option<Box<HandshakeWatch>>,
-    handshake_done: bool,
+    worker_handshake: HandshakeState,
 }
 
 impl<P: AsRef<[u8]>> Conn<P> {
@@ -174,7 +175,7 @@ impl<P: AsRef<[u8]>> Conn<P> {
             mechanism: None,
             relayed: 0,
             watch: None,
-            handshake_done: false,
+            worker_handshake: HandshakeState::Running,
         }
     }
 }
@@ -615,15 +616,16 @@ impl<P: AsRef<[u8]>> Core<P> {
         let Some(watch) = conn.watch.take() else {
             return;
         };
-        if watch.state() == HandshakeState::Ready {
-            self.handshake_completed(key);
+        match watch.state() {
+            HandshakeState::Ready => self.handshake_completed(key),
+            state => conn.worker_handshake = state,
         }
     }
 
     /// A worker's security handshake completed: its client's address is in good standing.
     fn handshake_completed(&mut self, key: Key) {
         let conn = self.conns.get_mut(key).expect("live conn");
-        conn.handshake_done = true;
+        conn.worker_handshake = HandshakeState::Ready;
         if let State::Paired(client) | State::Relayed(client) = conn.state {
             if let Some(ip) = self.client_ip(client) {
                 self.failures.remove(&ip);
@@ -692,7 +694,16 @@ impl<P: AsRef<[u8]>> Core<P> {
         self.pools.idle.pair_closed(worker);
         let w = self.conns.get(worker).expect("live worker");
         let dialed = w.dial.is_some();
-        let end = if end == PairEnd::WorkerClosed && !w.handshake_done {
+        // The worker closed before its handshake completed, or refused the client with
+        // ERROR (a ZAP refusal: libzmq's client then closes first, so the client's close
+        // counts too).
+        let worker_closed = end == PairEnd::WorkerClosed;
+        let failed = match w.worker_handshake {
+            HandshakeState::Running => worker_closed,
+            HandshakeState::Error => worker_closed || end == PairEnd::ClientClosed,
+            HandshakeState::Ready => false,
+        };
+        let end = if failed {
             PairEnd::HandshakeFailed
         } else {
             end
@@ -706,7 +717,8 @@ impl<P: AsRef<[u8]>> Core<P> {
         // Dial-in: a worker connection that closed during the handshake is a slot its
         // worker will not bring back (libzmq never reconnects after a protocol error)
         // unless it calls zmq_connect() again itself.
-        let lost = end == PairEnd::HandshakeFailed && !dialed;
+        // A worker connection the client closed after an ERROR comes back by itself.
+        let lost = end == PairEnd::HandshakeFailed && worker_closed && !dialed;
         if lost {
             self.stats.workers_lost += 1;
         }

@@ -363,13 +363,15 @@ impl<P: AsRef<[u8]>> Core<P> {
                 end,
                 bytes_up,
                 bytes_down,
-                handshake_done,
+                handshake,
                 ..
             } => {
                 self.conns.get_mut(client).expect("live").relayed += bytes_up;
                 let w = self.conns.get_mut(worker).expect("live");
                 w.relayed = bytes_down;
-                w.handshake_done |= handshake_done;
+                if w.worker_handshake == zmtp::HandshakeState::Running {
+                    w.worker_handshake = handshake;
+                }
                 let end = match end {
                     RelayEnd::ClientClosed => PairEnd::ClientClosed,
                     RelayEnd::WorkerClosed => PairEnd::WorkerClosed,

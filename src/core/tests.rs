@@ -978,17 +978,24 @@ impl Sim {
     }
 }
 
-fn ended(tag: u64, end: crate::relay::RelayEnd, up: u64, down: u64, done: bool) -> RelayEvent {
+fn ended(
+    tag: u64,
+    end: crate::relay::RelayEnd,
+    up: u64,
+    down: u64,
+    handshake: HandshakeState,
+) -> RelayEvent {
     RelayEvent::Ended {
         tag,
         end,
         bytes_up: up,
         bytes_down: down,
-        handshake_done: done,
+        handshake,
     }
 }
 
 use crate::relay::{RelayEnd, RelayEvent};
+use crate::zmtp::HandshakeState;
 
 #[test]
 fn a_pair_of_known_sockets_is_handed_over_with_what_the_worker_is_owed() {
@@ -1099,8 +1106,10 @@ fn data_libzmq_still_delivers_for_a_taken_over_pair_aborts_it() {
         assert_eq!(s.got(B, 10), greeting_opening(), "never relayed");
         assert_eq!(s.got(F, 1).len(), 64, "never relayed");
 
-        s.core
-            .on_relay_event(s.now, ended(tag, RelayEnd::Aborted, 0, 0, false));
+        s.core.on_relay_event(
+            s.now,
+            ended(tag, RelayEnd::Aborted, 0, 0, HandshakeState::Running),
+        );
         let st = *s.core.stats();
         assert_eq!((st.takeover_violations, st.pairs_open), (1, 1));
         assert_eq!(s.core.connections(), 2, "only the other pair is left");
@@ -1123,15 +1132,15 @@ fn data_libzmq_still_delivers_for_a_taken_over_pair_aborts_it() {
 fn the_relay_reports_a_pair_s_end_with_counters_and_a_close_event() {
     struct Case {
         end: RelayEnd,
-        handshake_done: bool,
+        handshake: HandshakeState,
         handshake_done_event: bool,
         want: PairEnd,
         idle_timeouts: u64,
         handshakes_failed: u64,
     }
-    let case = |end, handshake_done, handshake_done_event, want, idle, failed| Case {
+    let case = |end, handshake, handshake_done_event, want, idle, failed| Case {
         end,
-        handshake_done,
+        handshake,
         handshake_done_event,
         want,
         idle_timeouts: idle,
@@ -1140,7 +1149,7 @@ fn the_relay_reports_a_pair_s_end_with_counters_and_a_close_event() {
     let cases = [
         case(
             RelayEnd::ClientClosed,
-            true,
+            HandshakeState::Ready,
             false,
             PairEnd::ClientClosed,
             0,
@@ -1148,7 +1157,7 @@ fn the_relay_reports_a_pair_s_end_with_counters_and_a_close_event() {
         ),
         case(
             RelayEnd::IdleTimeout,
-            true,
+            HandshakeState::Ready,
             false,
             PairEnd::IdleTimeout,
             1,
@@ -1156,7 +1165,7 @@ fn the_relay_reports_a_pair_s_end_with_counters_and_a_close_event() {
         ),
         case(
             RelayEnd::WorkerClosed,
-            true,
+            HandshakeState::Ready,
             false,
             PairEnd::WorkerClosed,
             0,
@@ -1165,7 +1174,7 @@ fn the_relay_reports_a_pair_s_end_with_counters_and_a_close_event() {
         // The worker closed before its side of the handshake completed.
         case(
             RelayEnd::WorkerClosed,
-            false,
+            HandshakeState::Running,
             false,
             PairEnd::HandshakeFailed,
             0,
@@ -1174,11 +1183,29 @@ fn the_relay_reports_a_pair_s_end_with_counters_and_a_close_event() {
         // ... unless the relay said earlier that it had.
         case(
             RelayEnd::WorkerClosed,
-            false,
+            HandshakeState::Running,
             true,
             PairEnd::WorkerClosed,
             0,
             0,
+        ),
+        // The worker refused the client with ERROR (a ZAP refusal) and libzmq's client
+        // closed first: a failed handshake all the same, but no lost worker connection.
+        case(
+            RelayEnd::ClientClosed,
+            HandshakeState::Error,
+            false,
+            PairEnd::HandshakeFailed,
+            0,
+            1,
+        ),
+        case(
+            RelayEnd::WorkerClosed,
+            HandshakeState::Error,
+            false,
+            PairEnd::HandshakeFailed,
+            0,
+            1,
         ),
     ];
     for c in cases {
@@ -1204,7 +1231,7 @@ fn the_relay_reports_a_pair_s_end_with_counters_and_a_close_event() {
         s.advance(Duration::from_millis(1500));
         assert_eq!(s.core.stats().pairs_open, 1, "{:?}", c.end);
         s.core
-            .on_relay_event(s.now, ended(tag, c.end, 1000, 2000, c.handshake_done));
+            .on_relay_event(s.now, ended(tag, c.end, 1000, 2000, c.handshake));
         s.flush();
         let st = *s.core.stats();
         assert_eq!(st.pairs_open, 0, "{:?}", c.end);
@@ -1229,7 +1256,7 @@ fn the_relay_reports_a_pair_s_end_with_counters_and_a_close_event() {
             end: c.want,
         };
         let mut wants = vec![want];
-        if c.want == PairEnd::HandshakeFailed {
+        if c.want == PairEnd::HandshakeFailed && c.end == RelayEnd::WorkerClosed {
             // Dial-in: the worker connection closed in the handshake is a lost slot.
             wants.push(Event::Lost {
                 pair: 1,
@@ -1243,7 +1270,8 @@ fn the_relay_reports_a_pair_s_end_with_counters_and_a_close_event() {
         // session once it is over (dial-out churn keeps the broker's memory flat).
         assert_eq!(s.core.connections(), 0);
         // A report about a pair that is over changes nothing.
-        s.core.on_relay_event(s.now, ended(tag, c.end, 1, 1, false));
+        s.core
+            .on_relay_event(s.now, ended(tag, c.end, 1, 1, HandshakeState::Running));
         assert_eq!(*s.core.stats(), st);
     }
 }
@@ -1351,8 +1379,10 @@ fn a_slot_freed_by_a_relayed_pair_s_end_is_handed_over_too() {
     s.known_client(2, CURVE);
     assert_eq!(s.core.stats().clients_waiting, 1);
     assert!(s.handover().is_none(), "no slot");
-    s.core
-        .on_relay_event(s.now, ended(tag, RelayEnd::ClientClosed, 0, 0, true));
+    s.core.on_relay_event(
+        s.now,
+        ended(tag, RelayEnd::ClientClosed, 0, 0, HandshakeState::Ready),
+    );
     let h = s
         .handover()
         .expect("the waiting client is paired and handed over");
@@ -1377,8 +1407,10 @@ fn a_relayed_pair_holds_its_client_s_address_slot_until_the_relay_reports_its_en
         "the address's one slot is the relayed pair's"
     );
     assert_eq!(s.core.stats().reject_per_address, 1);
-    s.core
-        .on_relay_event(s.now, ended(tag, RelayEnd::ClientClosed, 0, 0, true));
+    s.core.on_relay_event(
+        s.now,
+        ended(tag, RelayEnd::ClientClosed, 0, 0, HandshakeState::Ready),
+    );
     s.known_client(3, CURVE);
     assert!(!s.is_closed(F, 3), "the slot is free again");
     assert_eq!(s.core.stats().pairs_open, 1);
@@ -1394,8 +1426,10 @@ fn handshakes_failing_on_relayed_pairs_ban_the_client_s_address() {
     for (c, w) in [(1, 10), (2, 11)] {
         let tag = s.taken_pair(c, w);
         // The worker closed before its side of the handshake completed.
-        s.core
-            .on_relay_event(s.now, ended(tag, RelayEnd::WorkerClosed, 202, 0, false));
+        s.core.on_relay_event(
+            s.now,
+            ended(tag, RelayEnd::WorkerClosed, 202, 0, HandshakeState::Running),
+        );
     }
     assert_eq!(s.core.stats().handshakes_failed, 2);
     s.connect(F, 3);
@@ -1430,8 +1464,16 @@ fn the_default_ban_grows_with_repeats_and_bounds_a_failing_client() {
             s.recv_known(F, c, &first_command(CURVE));
             let h = s.handover().expect("paired and handed over");
             s.answer(h.tag, HandoverOutcome::Taken);
-            s.core
-                .on_relay_event(s.now, ended(h.tag, RelayEnd::WorkerClosed, 202, 0, false));
+            s.core.on_relay_event(
+                s.now,
+                ended(
+                    h.tag,
+                    RelayEnd::WorkerClosed,
+                    202,
+                    0,
+                    HandshakeState::Running,
+                ),
+            );
             failures_at.push(s.now - start);
         }
         s.advance(Duration::from_millis(100));
@@ -1483,8 +1525,10 @@ fn the_default_ban_grows_with_repeats_and_bounds_a_failing_client() {
     s.core
         .on_relay_event(s.now, RelayEvent::HandshakeDone { tag });
     let tag = s.taken_pair(6003, 6004);
-    s.core
-        .on_relay_event(s.now, ended(tag, RelayEnd::WorkerClosed, 202, 0, false));
+    s.core.on_relay_event(
+        s.now,
+        ended(tag, RelayEnd::WorkerClosed, 202, 0, HandshakeState::Running),
+    );
     let banned = s.core.stats().reject_banned;
     s.known_client(6005, CURVE);
     assert!(
@@ -1505,8 +1549,10 @@ fn a_worker_connection_closed_in_the_handshake_is_reported_lost() {
     };
     let mut s = Sim::new(limits);
     let tag = s.taken_pair(1, 10);
-    s.core
-        .on_relay_event(s.now, ended(tag, RelayEnd::WorkerClosed, 202, 0, false));
+    s.core.on_relay_event(
+        s.now,
+        ended(tag, RelayEnd::WorkerClosed, 202, 0, HandshakeState::Running),
+    );
     let texts: Vec<String> = s.pair_events().iter().map(|e| e.to_text()).collect();
     assert_eq!(texts.len(), 3, "{texts:?}");
     assert!(texts[1].ends_with("handshake-failed"), "{texts:?}");
@@ -1515,8 +1561,10 @@ fn a_worker_connection_closed_in_the_handshake_is_reported_lost() {
     let tag = s.taken_pair(2, 11);
     s.core
         .on_relay_event(s.now, RelayEvent::HandshakeDone { tag });
-    s.core
-        .on_relay_event(s.now, ended(tag, RelayEnd::WorkerClosed, 202, 170, true));
+    s.core.on_relay_event(
+        s.now,
+        ended(tag, RelayEnd::WorkerClosed, 202, 170, HandshakeState::Ready),
+    );
     let texts: Vec<String> = s.pair_events().iter().map(|e| e.to_text()).collect();
     assert!(
         texts.last().unwrap().ends_with("worker-closed"),
@@ -1524,4 +1572,38 @@ fn a_worker_connection_closed_in_the_handshake_is_reported_lost() {
     );
     assert_eq!(s.core.stats().workers_lost, 1);
     assert_eq!(s.core.stats().handshakes_failed, 1);
+}
+
+/// On the libzmq relay too: a worker that refuses its client with ERROR (a ZAP refusal, after
+/// which libzmq's client closes first) ends in a failed handshake, counted toward FAIL_BAN;
+/// the worker connection, which the proxy then closes, is no lost slot.
+#[test]
+fn a_worker_s_error_then_the_client_s_close_is_a_failed_handshake() {
+    let mut limits = Limits {
+        events: true,
+        ..Limits::default()
+    };
+    limits.policy.fail_ban = Some(2);
+    let mut s = Sim::new(limits);
+    let at = |port: u16| std::net::SocketAddr::new([10, 1, 1, 1].into(), port);
+    let error = [0x04, 6, 5, b'E', b'R', b'R', b'O', b'R'];
+    for (c, w) in [(1, 10), (2, 11)] {
+        s.addrs.insert(c, at(2000 + c as u16));
+        s.pair(c, w);
+        s.recv(B, w, &error);
+        assert_eq!(s.got(F, c), error, "the ERROR reaches the client");
+        s.recv(F, c, &[]); // the client's libzmq closes
+        s.flush();
+    }
+    let st = *s.core.stats();
+    assert_eq!(st.handshakes_failed, 2);
+    assert_eq!(st.workers_lost, 0);
+    let texts: Vec<String> = s.pair_events().iter().map(|e| e.to_text()).collect();
+    assert!(texts[1].ends_with("handshake-failed"), "{texts:?}");
+    assert!(!texts.iter().any(|t| t.starts_with("LOST")), "{texts:?}");
+    s.addrs.insert(3, at(2003));
+    s.connect(F, 3);
+    s.recv(F, 3, &libzmq_greeting(CURVE, false));
+    assert!(s.is_closed(F, 3), "the address is banned");
+    assert_eq!(s.core.stats().reject_banned, 1);
 }

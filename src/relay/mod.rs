@@ -22,6 +22,7 @@ use std::time::{Duration, Instant};
 
 use rustc_hash::FxHashMap;
 
+use crate::zmtp::HandshakeState;
 pub use buffer::Pool;
 use pair::{Op, Pair};
 
@@ -92,7 +93,9 @@ pub enum RelayEvent {
         /// Bytes read from the client and from the worker since the handover.
         bytes_up: u64,
         bytes_down: u64,
-        handshake_done: bool,
+        /// What the worker's security handshake came to: Ready, Error (the worker refused
+        /// the client), or Running (neither seen).
+        handshake: HandshakeState,
     },
 }
 
@@ -397,7 +400,7 @@ impl Relay {
                 end: p.ending.unwrap_or(RelayEnd::Aborted),
                 bytes_up: p.bytes_read[0],
                 bytes_down: p.bytes_read[1],
-                handshake_done: p.handshake_done,
+                handshake: p.handshake,
             });
             return;
         }

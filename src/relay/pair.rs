@@ -53,7 +53,7 @@ pub(super) struct Pair {
     pub(super) bytes_read: [u64; 2],
     /// The worker's security handshake, followed in what it sends until it completes.
     watch: Option<Box<HandshakeWatch>>,
-    pub(super) handshake_done: bool,
+    pub(super) handshake: HandshakeState,
     pub(super) last_activity: Instant,
     /// When the first direction ended: the other then has the linger to finish.
     pub(super) linger_from: Option<Instant>,
@@ -86,7 +86,7 @@ impl Pair {
             buf: [Buffer::with_bytes(to_worker), Buffer::with_bytes(to_client)],
             bytes_read: [0; 2],
             watch: Some(Box::default()),
-            handshake_done: false,
+            handshake: HandshakeState::Running,
             last_activity: now,
             linger_from: None,
             first_eof: None,
@@ -199,10 +199,8 @@ impl Pair {
                         let state = watch.feed(&data[data.len() - n..]);
                         if state != HandshakeState::Running {
                             self.watch = None;
-                            if state == HandshakeState::Ready {
-                                self.handshake_done = true;
-                                handshake_now = true;
-                            }
+                            self.handshake = state;
+                            handshake_now = state == HandshakeState::Ready;
                         }
                     }
                 }

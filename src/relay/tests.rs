@@ -461,3 +461,34 @@ fn a_tail_nobody_takes_is_given_up_after_the_linger() {
         })
     ));
 }
+
+/// A ZMTP command frame holding just `name` (what the handshake watch reads).
+fn command(name: &str) -> Vec<u8> {
+    let mut frame = vec![0x04, name.len() as u8 + 1, name.len() as u8];
+    frame.extend_from_slice(name.as_bytes());
+    frame
+}
+
+/// The pair's end reports what the worker's handshake came to: READY (also announced at
+/// once), ERROR (a worker that refused its client, e.g. by ZAP), or neither; a client that
+/// closes first after the ERROR does not hide it.
+#[test]
+fn the_end_says_what_the_worker_s_handshake_came_to() {
+    for (sent, want, announced) in [
+        (command("READY"), HandshakeState::Ready, true),
+        (command("ERROR"), HandshakeState::Error, false),
+        (Vec::new(), HandshakeState::Running, false),
+    ] {
+        // The worker answers and keeps its connection; the client then leaves.
+        let client = Peer::new(Vec::new(), true, 10_000, 10_000);
+        let worker = Peer::new(sent, false, 10_000, 10_000);
+        let mut sim = RelaySim::new(5, [client, worker], Vec::new(), 65536);
+        sim.run(10_000);
+        let Some(RelayEvent::Ended { handshake, end, .. }) = sim.ended else {
+            panic!("the pair ends: {:?}", sim.ended);
+        };
+        assert_eq!(handshake, want);
+        assert_eq!(end, RelayEnd::ClientClosed, "{want:?}");
+        assert_eq!(sim.handshake_done, announced, "{want:?}");
+    }
+}

@@ -271,6 +271,21 @@ mod handshake_watch {
         assert_eq!(w.feed(&[0x00, 0x00]), HandshakeState::Ready, "a message");
     }
 
+    /// libzmq 4.3's PLAIN server sends ERROR with its name's length byte and first letter
+    /// merged (0x5E "RROR", seen on the wire in tests/security): still a refusal. A name
+    /// that merely ends in RROR is not.
+    #[test]
+    fn libzmq_s_malformed_plain_error_is_seen() {
+        let mut w = HandshakeWatch::default();
+        let sent = [0x04, 9, 0x5E, b'R', b'R', b'O', b'R', 3, b'4', b'0', b'0'];
+        assert_eq!(w.feed(&sent), HandshakeState::Error);
+        let mut w = HandshakeWatch::default();
+        assert_eq!(
+            w.feed(&[0x04, 6, 5, b'X', b'R', b'R', b'O', b'R']),
+            HandshakeState::Running
+        );
+    }
+
     proptest! {
         #[test]
         fn byte_by_byte_equals_whole(stream in proptest::collection::vec(any::<u8>(), 0..600)) {

@@ -132,7 +132,19 @@ impl BoundWorker {
 
     /// The same, bound at `endpoint` (e.g. an ipc:// path).
     pub fn start_at(ctx: &zmq::Context, mech: &Mechanism, endpoint: &str) -> BoundWorker {
+        BoundWorker::start_configured(ctx, mech, endpoint, |_| {})
+    }
+
+    /// The same, with `configure` called on the socket before it binds (a ZAP domain, a
+    /// routing id).
+    pub fn start_configured(
+        ctx: &zmq::Context,
+        mech: &Mechanism,
+        endpoint: &str,
+        configure: impl FnOnce(&zmq::Socket),
+    ) -> BoundWorker {
         let socket = server_socket(ctx, mech);
+        configure(&socket);
         let monitor = Monitor::attach(ctx, &socket);
         socket.bind(endpoint).unwrap();
         let endpoint = endpoint_of(&socket);
@@ -170,7 +182,19 @@ impl RecoveringWorker {
         mech: &Mechanism,
         connections: usize,
     ) -> RecoveringWorker {
+        RecoveringWorker::start_configured(ctx, backend, mech, connections, |_| {})
+    }
+
+    /// The same, with `configure` called on the socket before it connects.
+    pub fn start_configured(
+        ctx: &zmq::Context,
+        backend: &str,
+        mech: &Mechanism,
+        connections: usize,
+        configure: impl FnOnce(&zmq::Socket),
+    ) -> RecoveringWorker {
         let socket = server_socket(ctx, mech);
+        configure(&socket);
         // Before the first connect, so that no event is missed.
         let monitor = Monitor::attach(ctx, &socket);
         for _ in 0..connections {

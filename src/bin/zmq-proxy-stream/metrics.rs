@@ -204,7 +204,7 @@ pub const STREAMSTATS: &[(c_int, &str, Type, &str)] = &[
         ZMQ_PROXY_STREAM_STAT_HANDSHAKES_FAILED,
         "handshakes_failed_total",
         Type::Counter,
-        "Pairs the worker closed before its security handshake completed.",
+        "Pairs the worker closed before its security handshake completed, or refused with ERROR.",
     ),
     (
         ZMQ_PROXY_STREAM_STAT_EVENTS_DROPPED,
