@@ -14,6 +14,7 @@
 pub mod api;
 pub mod control;
 pub mod core;
+pub mod descriptors;
 pub mod dialer;
 pub mod driver;
 pub mod ffi;

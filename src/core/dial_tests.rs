@@ -14,7 +14,7 @@ fn dial_limits(endpoints: &[&str]) -> Limits {
 }
 
 impl Sim {
-    fn recv_id(&mut self, side: Side, id: &[u8], data: &[u8]) {
+    pub(super) fn recv_id(&mut self, side: Side, id: &[u8], data: &[u8]) {
         self.core
             .on_receive(self.now, side, id, data.to_vec(), |_| None);
         self.flush();
