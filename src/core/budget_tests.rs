@@ -13,14 +13,6 @@ fn budget_limits(max: i32, endpoints: &[&str]) -> Limits {
     }
 }
 
-impl Sim {
-    fn event_texts(&mut self) -> Vec<String> {
-        std::iter::from_fn(|| self.core.next_event())
-            .map(|e| e.to_text())
-            .collect()
-    }
-}
-
 #[test]
 fn a_connection_beyond_the_budget_is_closed_before_a_byte_and_counted() {
     let mut s = Sim::new(budget_limits(3, &[]));
@@ -33,7 +25,7 @@ fn a_connection_beyond_the_budget_is_closed_before_a_byte_and_counted() {
     assert!(s.got(F, 3).is_empty(), "refused without a greeting");
     assert!(s.is_closed(F, 3), "closed at once");
     assert_eq!(s.core.stats().reject_limit, 1);
-    let events = s.event_texts();
+    let events = s.events();
     assert!(
         events.contains(&"REJECT 192.0.2.7:51000 limit".to_string()),
         "{events:?}"
@@ -44,7 +36,7 @@ fn a_connection_beyond_the_budget_is_closed_before_a_byte_and_counted() {
     assert!(s.is_closed(B, 11));
     assert_eq!(s.core.stats().reject_limit, 2);
     assert_eq!(s.core.stats().workers_rejected, 0);
-    assert!(s.event_texts().iter().all(|e| !e.starts_with("REJECT")));
+    assert!(s.events().iter().all(|e| !e.starts_with("REJECT")));
     // Once a connection has gone, the next client is admitted and greeted.
     s.recv(F, 2, &[]);
     s.connect(F, 4);
@@ -96,9 +88,7 @@ impl Sim {
     /// (the first one also teaches the core the endpoint's mechanism).
     fn dialed_pair(&mut self, c: u32) {
         self.client(c, CURVE);
-        let w = self.dials.last().expect("dialed").1.clone();
-        self.recv_id(B, &w, &[]);
-        self.recv_id(B, &w, &libzmq_greeting(CURVE, false));
+        self.dialed_worker_greets(self.dials.len() - 1, CURVE);
     }
 }
 

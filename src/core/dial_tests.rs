@@ -21,7 +21,7 @@ impl Sim {
     }
 
     /// The dialed worker connection `i` (in dial order) connects and greets.
-    fn dialed_worker_greets(&mut self, i: usize, m: Mechanism) -> Vec<u8> {
+    pub(super) fn dialed_worker_greets(&mut self, i: usize, m: Mechanism) -> Vec<u8> {
         let wid = self.dials[i].1.clone();
         self.recv_id(B, &wid, &[]);
         assert_eq!(
@@ -33,7 +33,7 @@ impl Sim {
         wid
     }
 
-    fn events(&mut self) -> Vec<String> {
+    pub(super) fn events(&mut self) -> Vec<String> {
         std::iter::from_fn(|| self.core.next_event())
             .map(|e| e.to_text())
             .collect()
