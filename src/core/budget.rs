@@ -2,6 +2,7 @@
 //! may hold, and when dial-out may dial. The core counts connections; the driver measures
 //! the process's descriptor limit and passes the budget in as a number.
 
+use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use super::Side;
@@ -10,21 +11,53 @@ use super::Side;
 /// before this long: retrying at once would only fail again, in a loop.
 pub(super) const LOCAL_RETRY: Duration = Duration::from_millis(100);
 
+/// Dial-in: how long room is kept for a worker connection that went (libzmq reconnects it
+/// after ZMQ_RECONNECT_IVL, 100 ms by default).
+pub(super) const WORKER_RETURN: Duration = Duration::from_secs(1);
+
 /// What the proxy may still open.
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub(super) struct Budget {
     /// Connections the proxy may hold at once; None: no limit.
     max: Option<usize>,
     /// A local failure holds dials back until then.
     dials_held_until: Option<Instant>,
+    /// Dial-in: until when room is kept for each worker connection that went, oldest
+    /// first. Without it, clients arriving at the budget take the room of the worker
+    /// connections that come back after each pair, and the pool drains to nothing while
+    /// admitted clients wait.
+    returning: VecDeque<Instant>,
 }
 
 impl Budget {
     pub(super) fn new(max: Option<usize>) -> Budget {
         Budget {
             max,
-            dials_held_until: None,
+            ..Budget::default()
         }
+    }
+
+    /// Dial-in: a worker connection went; its worker's libzmq will connect it again.
+    pub(super) fn worker_left(&mut self, now: Instant) {
+        let Some(max) = self.max else {
+            return;
+        };
+        if self.returning.len() < max {
+            self.returning.push_back(now + WORKER_RETURN);
+        }
+    }
+
+    /// Dial-in: a worker connection arrived, perhaps one that was expected back.
+    pub(super) fn worker_arrived(&mut self) {
+        self.returning.pop_front();
+    }
+
+    /// Room kept for worker connections expected back.
+    fn reserved(&mut self, now: Instant) -> usize {
+        while self.returning.front().is_some_and(|&t| t <= now) {
+            self.returning.pop_front();
+        }
+        self.returning.len()
     }
 
     pub(super) fn max(&self) -> Option<usize> {
@@ -35,14 +68,23 @@ impl Budget {
     /// held already, `clients` of them clients. In dial-out a client will need a worker
     /// connection of its own: it is admitted only with room for both, counting every other
     /// client's worker connection as made, so that admitted clients never wait for a dial
-    /// that the budget forbids.
-    pub(super) fn admits(&self, side: Side, held: usize, clients: usize, dial_out: bool) -> bool {
+    /// that the budget forbids. In dial-in a client leaves room for the worker connections
+    /// expected back; a worker connection may take it.
+    pub(super) fn admits(
+        &mut self,
+        now: Instant,
+        side: Side,
+        held: usize,
+        clients: usize,
+        dial_out: bool,
+    ) -> bool {
         let Some(max) = self.max else {
             return true;
         };
         match side {
             Side::Frontend if dial_out => held.max(2 * clients) + 2 <= max,
-            _ => held < max,
+            Side::Frontend => held + self.reserved(now) < max,
+            Side::Backend => held < max,
         }
     }
 
@@ -74,29 +116,56 @@ mod tests {
 
     #[test]
     fn no_limit_admits_everything() {
-        let b = Budget::new(None);
-        assert!(b.admits(Side::Frontend, usize::MAX - 3, usize::MAX / 4, true));
-        assert!(b.admits(Side::Backend, usize::MAX - 1, 0, false));
-        assert!(b.may_dial(Instant::now(), usize::MAX - 1));
+        let mut b = Budget::new(None);
+        let now = Instant::now();
+        b.worker_left(now);
+        assert!(b.admits(now, Side::Frontend, usize::MAX - 3, usize::MAX / 4, true));
+        assert!(b.admits(now, Side::Frontend, usize::MAX - 1, 0, false));
+        assert!(b.admits(now, Side::Backend, usize::MAX - 1, 0, false));
+        assert!(b.may_dial(now, usize::MAX - 1));
     }
 
     #[test]
     fn dial_in_counts_one_per_connection_on_either_side() {
-        let b = Budget::new(Some(10));
-        assert!(b.admits(Side::Frontend, 9, 5, false));
-        assert!(!b.admits(Side::Frontend, 10, 5, false));
-        assert!(b.admits(Side::Backend, 9, 0, false));
-        assert!(!b.admits(Side::Backend, 10, 0, false));
+        let mut b = Budget::new(Some(10));
+        let now = Instant::now();
+        assert!(b.admits(now, Side::Frontend, 9, 5, false));
+        assert!(!b.admits(now, Side::Frontend, 10, 5, false));
+        assert!(b.admits(now, Side::Backend, 9, 0, false));
+        assert!(!b.admits(now, Side::Backend, 10, 0, false));
+    }
+
+    #[test]
+    fn dial_in_keeps_room_for_worker_connections_coming_back() {
+        let mut b = Budget::new(Some(10));
+        let now = Instant::now();
+        b.worker_left(now);
+        b.worker_left(now);
+        assert!(b.admits(now, Side::Frontend, 7, 5, false));
+        assert!(
+            !b.admits(now, Side::Frontend, 8, 5, false),
+            "2 kept for workers"
+        );
+        assert!(
+            b.admits(now, Side::Backend, 9, 5, false),
+            "a worker may take them"
+        );
+        b.worker_arrived();
+        assert!(b.admits(now, Side::Frontend, 8, 5, false));
+        assert!(!b.admits(now, Side::Frontend, 9, 5, false));
+        // A worker that does not come back keeps its room for WORKER_RETURN only.
+        assert!(b.admits(now + WORKER_RETURN, Side::Frontend, 9, 5, false));
     }
 
     #[test]
     fn dial_out_keeps_room_for_each_client_s_worker_connection() {
-        let b = Budget::new(Some(10));
+        let mut b = Budget::new(Some(10));
+        let now = Instant::now();
         // 4 clients, none dialed yet: 8 reserved, room for one more client (and its worker).
-        assert!(b.admits(Side::Frontend, 4, 4, true));
-        assert!(!b.admits(Side::Frontend, 5, 5, true));
+        assert!(b.admits(now, Side::Frontend, 4, 4, true));
+        assert!(!b.admits(now, Side::Frontend, 5, 5, true));
         // Worker connections lingering after their clients left count as held.
-        assert!(!b.admits(Side::Frontend, 9, 2, true));
+        assert!(!b.admits(now, Side::Frontend, 9, 2, true));
         assert!(b.may_dial(Instant::now(), 9));
         assert!(!b.may_dial(Instant::now(), 10));
     }

@@ -406,10 +406,11 @@ impl<P: AsRef<[u8]>> Core<P> {
         self.ids_mut(side).insert(routing_id, key);
         let held = self.conns.len() - 1;
         let clients = self.frontend_ids.len() - usize::from(side == Side::Frontend);
-        if !self
-            .budget
-            .admits(side, held, clients, self.endpoints.active())
-        {
+        let dial_out = self.endpoints.active();
+        if side == Side::Backend && !dial_out {
+            self.budget.worker_arrived();
+        }
+        if !self.budget.admits(now, side, held, clients, dial_out) {
             // Closed before a byte is sent: it costs libzmq's descriptor only until the
             // close goes out. Its address is learned now, for the REJECT event.
             self.conns.get_mut(key).expect("live conn").peer = peer();
@@ -803,6 +804,10 @@ impl<P: AsRef<[u8]>> Core<P> {
         let Some(conn) = self.conns.remove(key) else {
             return;
         };
+        if conn.side == Side::Backend && !self.endpoints.active() {
+            // Dial-in: its worker's libzmq connects it again; room is kept for it.
+            self.budget.worker_left(now);
+        }
         if let Some(ip) = conn.counted_addr {
             if let Some(n) = self.per_address.get_mut(&ip) {
                 *n -= 1;
