@@ -172,7 +172,10 @@ pub const ZMQ_PROXY_STREAM_THREADS: c_int = 21;
 /// beyond it is closed at once, before the proxy greets it: a client is counted
 /// (ZMQ_PROXY_STREAM_STAT_REJECT_LIMIT) and reported (a REJECT event, reason "limit"); a
 /// dial-in worker connection is counted the same way (no event), since it would cost a
-/// descriptor too. In dial-out a client is admitted only while there is room for it and
+/// descriptor too; but for a second after a dial-in worker connection went (libzmq
+/// reconnects it after ZMQ_RECONNECT_IVL) clients leave room for it, so that clients
+/// arriving at the budget never drain the pool of workers. In dial-out a client is
+/// admitted only while there is room for it and
 /// the worker connection it will need, and the proxy dials no worker while the budget is
 /// spent: the client waits (ZMQ_PROXY_STREAM_WAIT_TIMEOUT) for a connection to close.
 /// So the process never reaches EMFILE through the proxy's connections: at EMFILE libzmq
