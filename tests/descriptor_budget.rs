@@ -129,6 +129,13 @@ struct Worst {
     fds: usize,
 }
 
+/// `ticks` of CPU time over `window`, in percent of one core.
+fn cpu_percent(ticks: u64, window: Duration) -> f64 {
+    // SAFETY: sysconf has no memory effects.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+    ticks as f64 / hz / window.as_secs_f64() * 100.0
+}
+
 /// Samples the broker's CPU use and its ENDPOINTS_DOWN gauge every [`SAMPLE`], and its open
 /// descriptors every 20 ms, until finished.
 struct Watch {
@@ -141,8 +148,6 @@ impl Watch {
         let pid = broker.proc.id();
         let ctx = ctx.clone();
         let control = broker.control.clone();
-        // SAFETY: sysconf has no memory effects.
-        let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
         let worst = Arc::new(Mutex::new(Worst::default()));
         let worst2 = worst.clone();
         // Connected now, while the broker has a descriptor to accept it.
@@ -165,7 +170,7 @@ impl Watch {
                     // The end of the watch, too short to measure at 100 ticks a second.
                     break;
                 }
-                let percent = (now.1 - last.1) as f64 / hz / secs * 100.0;
+                let percent = cpu_percent(now.1 - last.1, now.0.duration_since(last.0));
                 last = now;
                 let down = streamstats(&req)[ZMQ_PROXY_STREAM_STAT_ENDPOINTS_DOWN as usize];
                 let mut w = worst2.lock().unwrap();
@@ -361,9 +366,7 @@ fn crowd_at_the_limit(broker: &Broker, ctxs: &[zmq::Context], mech: &Mechanism) 
         std::thread::sleep(Duration::from_millis(10));
     }
     let window = started.elapsed();
-    // SAFETY: sysconf has no memory effects.
-    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
-    let overall = (cpu_ticks(broker.proc.id()) - ticks) as f64 / hz / window.as_secs_f64() * 100.0;
+    let overall = cpu_percent(cpu_ticks(broker.proc.id()) - ticks, window);
     let Worst { cpu, down, fds } = watch.finish();
     let stats = broker.stats();
     let stat = |i: i32| stats[i as usize];
@@ -421,19 +424,25 @@ fn crowd_at_the_limit(broker: &Broker, ctxs: &[zmq::Context], mech: &Mechanism) 
         .wait_line("REJECT event", STARTUP, |l| l.contains(" reason=limit"));
 }
 
-#[test]
-fn dial_in_broker_at_256_descriptors_serves_whom_it_admits_and_refuses_the_rest_at_once() {
-    let ctxs = client_contexts();
-    let ctx = &ctxs[0];
-    let mech = curve();
+/// A dial-in broker at [`NOFILE`] descriptors with 2 workers of 16 connections each: 32
+/// worker slots, descriptors of the budget too.
+fn dial_in_broker(ctx: &zmq::Context, mech: &Mechanism) -> (Broker, Vec<Worker>) {
     let broker = Broker::start(ctx, NOFILE, &[]);
-    // 2 workers of 16 connections each: 32 worker slots, descriptors of the budget too.
-    let _workers: Vec<Worker> = (0..2)
+    let workers = (0..2)
         .map(|_| Worker::start(ctx, &broker.backend, mech.clone(), 16))
         .collect();
     wait_until("32 idle worker connections", common::DEADLINE, || {
         broker.stats()[ZMQ_PROXY_STREAM_STAT_WORKERS_IDLE_CURVE as usize] == 32
     });
+    (broker, workers)
+}
+
+#[test]
+fn dial_in_broker_at_256_descriptors_serves_whom_it_admits_and_refuses_the_rest_at_once() {
+    let ctxs = client_contexts();
+    let ctx = &ctxs[0];
+    let mech = curve();
+    let (broker, _workers) = dial_in_broker(ctx, &mech);
     crowd_at_the_limit(&broker, &ctxs, &mech);
 }
 
@@ -442,20 +451,12 @@ fn clients_that_keep_retrying_are_all_served_in_turn() {
     let ctxs = client_contexts();
     let ctx = &ctxs[0];
     let mech = curve();
-    let broker = Broker::start(ctx, NOFILE, &[]);
-    let _workers: Vec<Worker> = (0..2)
-        .map(|_| Worker::start(ctx, &broker.backend, mech.clone(), 16))
-        .collect();
-    wait_until("32 idle worker connections", common::DEADLINE, || {
-        broker.stats()[ZMQ_PROXY_STREAM_STAT_WORKERS_IDLE_CURVE as usize] == 32
-    });
+    let (broker, _workers) = dial_in_broker(ctx, &mech);
     let watch = Watch::start(&broker, ctx);
     let (started, ticks) = (Instant::now(), cpu_ticks(broker.proc.id()));
     patient_crowd(&ctxs, &broker.frontend, &mech, CLIENTS);
     let took = started.elapsed();
-    // SAFETY: sysconf has no memory effects.
-    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
-    let overall = (cpu_ticks(broker.proc.id()) - ticks) as f64 / hz / took.as_secs_f64() * 100.0;
+    let overall = cpu_percent(cpu_ticks(broker.proc.id()) - ticks, took);
     let worst = watch.finish();
     let stats = broker.stats();
     let stat = |i: i32| stats[i as usize];
