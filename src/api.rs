@@ -141,7 +141,8 @@ pub const ZMQ_PROXY_STREAM_FAIL_BAN_TIME: c_int = 18;
 /// client with ERROR), idle-timeout,
 /// buffer-overflow, stalled, takeover-violation (a peer sent while its connection was being
 /// taken over), takeover-failed. REJECT reasons: denied, per-address, banned, bad-greeting,
-/// mechanism, bad-command, handshake-timeout, wait-timeout, queue-full, early-overflow.
+/// mechanism, bad-command, handshake-timeout, wait-timeout, queue-full, early-overflow,
+/// limit (ZMQ_PROXY_STREAM_MAX_CONNECTIONS).
 /// LOST (dial-in only) follows the CLOSE handshake-failed of a pair whose worker connection
 /// closed during the security handshake: that connection will not come back unless its
 /// worker connects again (ZMQ_PROXY_STREAM_STAT_WORKERS_LOST). Readers should skip event
@@ -166,6 +167,38 @@ pub const ZMQ_PROXY_STREAM_TAKEOVER: c_int = 20;
 /// pairing, control) stays on the thread that called zmq_proxy_stream_run(). At least 1.
 /// Default 1.
 pub const ZMQ_PROXY_STREAM_THREADS: c_int = 21;
+/// int, count: connections the proxy may hold at once, each a descriptor: client
+/// connections, worker connections (accepted in dial-in, dialed in dial-out), in every
+/// state (handshaking, waiting, idle, paired, taken over, closing). A connection seen
+/// beyond it is closed at once, before the proxy greets it: a client is counted
+/// (ZMQ_PROXY_STREAM_STAT_REJECT_LIMIT) and reported (a REJECT event, reason "limit"); a
+/// dial-in worker connection is counted the same way (no event), since it would cost a
+/// descriptor too; but for a second after a dial-in worker connection went (libzmq
+/// reconnects it after ZMQ_RECONNECT_IVL) clients leave room for it, so that clients
+/// arriving at the budget never drain the pool of workers. In dial-out a client is
+/// admitted only while there is room for it and the worker connection it will need, and
+/// the proxy dials no worker while the budget is spent: the client waits
+/// (ZMQ_PROXY_STREAM_WAIT_TIMEOUT) for a connection to close. So the process never
+/// reaches EMFILE through the proxy's connections: at EMFILE libzmq cannot accept, its
+/// I/O thread retries the listening socket without pause (thousands of failing accept4
+/// calls a second) and the connections waiting in the kernel are never served.
+///
+/// -1 (default): derived, when zmq_proxy_stream_run() starts, from the process's limit:
+///   RLIMIT_NOFILE's soft limit, minus the descriptors open at that moment (libzmq's
+///   context and sockets, the relay threads', the caller's), minus a headroom of
+///   64 + limit / 8 (the caller's later sockets; the connections libzmq accepts in a burst
+///   before the proxy sees and closes them, up to the listen backlog, ZMQ_BACKLOG, 100 by
+///   default; the second descriptor a pair holds for an instant while it is taken over).
+///   At least 1. With `ulimit -n 1024` and 30 descriptors open that is 802, with 20000 and
+///   30 open 17406. An unlimited RLIMIT_NOFILE gives no limit. Measured at `ulimit -n`
+///   256 (a headroom of 96) with 400 CURVE clients arriving at once: at most 206
+///   descriptors open.
+/// 0: no limit (the proxy does not count; at EMFILE libzmq spins as above).
+/// n > 0: at most n connections (n is not checked against the process's limit).
+/// A pair costs 2 (its client and worker connections; a dial-in worker's idle connections
+/// cost 1 each while they wait): size `ulimit -n` at about 8/7 x (descriptors open at
+/// start + 64 + 2 per concurrent client + idle worker connections).
+pub const ZMQ_PROXY_STREAM_MAX_CONNECTIONS: c_int = 22;
 
 /// STREAMSTATS: the reply is one frame of native-endian uint64 counters, in this order.
 /// New counters are only ever appended; read the frame's size to know how many there are.
@@ -256,5 +289,16 @@ pub const ZMQ_PROXY_STREAM_STAT_TAKEOVER_VIOLATIONS: c_int = 34;
 /// a slot its worker has lost unless it calls zmq_connect() again: a count that rises while
 /// WORKERS_IDLE falls shows capacity eroding before clients queue.
 pub const ZMQ_PROXY_STREAM_STAT_WORKERS_LOST: c_int = 35;
+/// Connections closed at once, before any greeting, because the proxy held
+/// ZMQ_PROXY_STREAM_MAX_CONNECTIONS connections already: clients (each a REJECT event,
+/// reason "limit") and, in dial-in, worker connections.
+pub const ZMQ_PROXY_STREAM_STAT_REJECT_LIMIT: c_int = 36;
+/// Dial-out connections and takeovers that failed for a reason of this host, not of the
+/// worker: connect(2) or socket(2) failing with EMFILE, ENFILE, ENOBUFS, ENOMEM or
+/// EADDRNOTAVAIL (no ephemeral port left), and dup(2) failing at a takeover. Such a failure
+/// never marks an endpoint down and is not a connect timeout: the client waits and the dial
+/// is retried after 100 ms (within ZMQ_PROXY_STREAM_WAIT_TIMEOUT); a pair whose descriptor
+/// could not be duplicated stays on the libzmq relay (also counted in TAKEOVER_FALLBACKS).
+pub const ZMQ_PROXY_STREAM_STAT_LOCAL_FAILURES: c_int = 37;
 /// Number of counters in this version's STREAMSTATS frame.
-pub const ZMQ_PROXY_STREAM_STAT_COUNT: c_int = 36;
+pub const ZMQ_PROXY_STREAM_STAT_COUNT: c_int = 38;

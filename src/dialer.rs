@@ -108,8 +108,8 @@ impl Dialer {
     }
 
     /// Starts a connection to `endpoint` for the routing id `id`. Unreachable when the
-    /// endpoint cannot be dialed at all (unknown transport, unresolvable name, no
-    /// descriptors).
+    /// endpoint cannot be dialed at all (unknown transport, unresolvable name, refused at
+    /// once); LocalFailure when this host lacks a descriptor, buffer or port for it.
     pub fn connect(&mut self, id: &[u8], endpoint: &str) -> SendOutcome {
         let addr = self
             .addrs
@@ -119,16 +119,26 @@ impl Dialer {
         let Some(addr) = addr else {
             return SendOutcome::Unreachable;
         };
-        let Ok(fd) = connect_nonblocking(&addr) else {
-            return SendOutcome::Unreachable;
+        // A failure of this host (no descriptor, buffer or ephemeral port) is not the
+        // endpoint's: the core retries later without marking it down.
+        let failed = |e| {
+            if crate::descriptors::is_local(e) {
+                SendOutcome::LocalFailure
+            } else {
+                SendOutcome::Unreachable
+            }
+        };
+        let fd = match connect_nonblocking(&addr) {
+            Ok(fd) => fd,
+            Err(e) => return failed(e),
         };
         let slot = self.free.pop().unwrap_or_else(|| {
             self.slots.push(None);
             self.slots.len() - 1
         });
-        if self.epoll.add_connection(&fd, slot as u64).is_err() {
+        if let Err(e) = self.epoll.add_connection(&fd, slot as u64) {
             self.free.push(slot);
-            return SendOutcome::Unreachable;
+            return failed(e);
         }
         let raw = fd.as_raw_fd();
         self.slots[slot] = Some(DialConn {

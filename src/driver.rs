@@ -198,6 +198,13 @@ impl Driver {
         if !self.core.limits().worker_endpoints.is_empty() {
             self.dialer = Some(Dialer::new()?);
         }
+        // Measured now, with libzmq's context, the sockets, the relay threads and the
+        // dialer already holding theirs.
+        let budget = match self.core.limits().max_connections {
+            -1 => crate::descriptors::default_budget(),
+            n => usize::try_from(n).ok().filter(|&n| n > 0),
+        };
+        self.core.set_connection_budget(budget);
         let mut id_buf = [0u8; MAX_ID + 1];
         let mut fds = [
             pollfd(self.sockets.frontend.signal_fd()?),
@@ -353,17 +360,22 @@ impl Driver {
             let tag = h.tag;
             // A worker the proxy dialed itself is already its own: nothing to take from libzmq.
             let dialed = self.dialer.as_ref().is_some_and(|d| d.owns(h.worker_id));
+            let mut local_failure = false;
             let client = self
                 .relays
                 .as_ref()
-                .and_then(|_| takeover::duplicate(h.client));
+                .and_then(|_| takeover::duplicate(h.client, &mut local_failure));
             let worker = match (&client, dialed) {
-                (Some(_), false) => takeover::duplicate(h.worker),
+                (Some(_), false) => takeover::duplicate(h.worker, &mut local_failure),
                 _ => None,
             };
             let taken = client.is_some() && (dialed || worker.is_some());
             if !taken {
+                // Out of descriptors: the pair stays on the libzmq relay, which needs none.
                 self.core.on_handover(now, tag, HandoverOutcome::Fallback);
+                if local_failure {
+                    self.core.local_failure();
+                }
                 continue;
             }
             // libzmq drops what its pipe still holds when it lets go: everything handed to it
@@ -704,6 +716,7 @@ fn connect(socket: SocketRef, id: &[u8], endpoint: &str) -> Result<SendOutcome, 
     match socket.connect_with_id(id, &endpoint) {
         Ok(()) => Ok(SendOutcome::Sent),
         Err(e) if ends_the_proxy(e) => Err(e),
+        Err(e) if crate::descriptors::is_local(e) => Ok(SendOutcome::LocalFailure),
         Err(_) => Ok(SendOutcome::Unreachable),
     }
 }

@@ -9,11 +9,13 @@
 //! - [`control`]: zmq_proxy_steerable's control commands, as pure functions.
 //! - [`driver`]: the I/O loop around the core (it waits on the sockets' ZMQ_FDs).
 //! - [`zmq_io`]: the few libzmq calls, over borrowed raw sockets.
+//! - [`descriptors`]: the process's descriptor budget (RLIMIT_NOFILE, descriptors open).
 //! - [`ffi`]: the C ABI (`include/zmq_proxy_stream.h`).
 
 pub mod api;
 pub mod control;
 pub mod core;
+pub mod descriptors;
 pub mod dialer;
 pub mod driver;
 pub mod ffi;

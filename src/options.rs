@@ -154,6 +154,13 @@ impl Options {
                 }
                 l.relay_threads = n;
             }
+            ZMQ_PROXY_STREAM_MAX_CONNECTIONS => {
+                let n = int_value(value)?;
+                if n < -1 {
+                    return Err(libc::EINVAL);
+                }
+                l.max_connections = n;
+            }
             _ => return Err(libc::EINVAL),
         }
         Ok(())
@@ -224,6 +231,7 @@ impl Options {
             ZMQ_PROXY_STREAM_EVENTS => self.events.to_ne_bytes().to_vec(),
             ZMQ_PROXY_STREAM_TAKEOVER => (l.takeover as c_int).to_ne_bytes().to_vec(),
             ZMQ_PROXY_STREAM_THREADS => (l.relay_threads as c_int).to_ne_bytes().to_vec(),
+            ZMQ_PROXY_STREAM_MAX_CONNECTIONS => l.max_connections.to_ne_bytes().to_vec(),
             _ => return Err(libc::EINVAL),
         };
         let dest = out.get_mut(..bytes.len()).ok_or(libc::EINVAL)?;
@@ -256,6 +264,7 @@ mod tests {
         assert_eq!(get_int(&o, ZMQ_PROXY_STREAM_PROBE_INTERVAL), 10000);
         assert_eq!(get_int(&o, ZMQ_PROXY_STREAM_TAKEOVER), 1);
         assert_eq!(get_int(&o, ZMQ_PROXY_STREAM_THREADS), 1);
+        assert_eq!(get_int(&o, ZMQ_PROXY_STREAM_MAX_CONNECTIONS), -1);
         let mut buf = [0u8; 8];
         assert_eq!(o.get(ZMQ_PROXY_STREAM_PAIR_BUFFER, &mut buf), Ok(8));
         assert_eq!(i64::from_ne_bytes(buf), 4 << 20);
@@ -359,7 +368,20 @@ mod tests {
         assert_eq!(o.set(ZMQ_PROXY_STREAM_TAKEOVER, &2i32.to_ne_bytes()), e);
         assert_eq!(o.set(ZMQ_PROXY_STREAM_THREADS, &0i32.to_ne_bytes()), e);
         assert_eq!(o.set(ZMQ_PROXY_STREAM_THREADS, &65i32.to_ne_bytes()), e);
+        assert_eq!(
+            o.set(ZMQ_PROXY_STREAM_MAX_CONNECTIONS, &(-2i32).to_ne_bytes()),
+            e
+        );
+        assert_eq!(
+            o.set(ZMQ_PROXY_STREAM_MAX_CONNECTIONS, &1i64.to_ne_bytes()),
+            e
+        );
         assert_eq!(o, before);
+        for n in [0i32, 500, -1] {
+            o.set(ZMQ_PROXY_STREAM_MAX_CONNECTIONS, &n.to_ne_bytes())
+                .unwrap();
+            assert_eq!(get_int(&o, ZMQ_PROXY_STREAM_MAX_CONNECTIONS), n);
+        }
         o.set(ZMQ_PROXY_STREAM_THREADS, &4i32.to_ne_bytes())
             .unwrap();
         o.set(ZMQ_PROXY_STREAM_TAKEOVER, &0i32.to_ne_bytes())

@@ -210,19 +210,24 @@ impl Waker {
 
 /// Duplicates libzmq's descriptor `fd` of a connection recorded as `peer` (remote) and
 /// `local`, and checks that the duplicate names that very connection: descriptor numbers
-/// are reused at once, so a number alone proves nothing. None when it cannot be taken.
-pub fn take_connection(fd: RawFd, peer: SocketAddr, local: SocketAddr) -> Option<OwnedFd> {
+/// are reused at once, so a number alone proves nothing. Ok(None) when it is not that
+/// connection, Err when the duplicate could not be made (EMFILE: no descriptor left).
+pub fn take_connection(
+    fd: RawFd,
+    peer: SocketAddr,
+    local: SocketAddr,
+) -> Result<Option<OwnedFd>, Errno> {
     // SAFETY: F_DUPFD_CLOEXEC only reads fd; a closed fd fails with EBADF.
     let dup = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 0) };
     if dup < 0 {
-        return None;
+        return Err(errno());
     }
     // SAFETY: dup is a new descriptor that nothing else owns.
     let dup = unsafe { OwnedFd::from_raw_fd(dup) };
     let same = peer_address(dup.as_raw_fd()) == Some(peer)
         && local_address(dup.as_raw_fd()) == Some(local);
     if !same {
-        return None;
+        return Ok(None);
     }
     // libzmq's sockets are non-blocking already (the flag lives in the shared open file);
     // set it anyway, so the relay never blocks whatever libzmq did.
@@ -231,7 +236,7 @@ pub fn take_connection(fd: RawFd, peer: SocketAddr, local: SocketAddr) -> Option
         let flags = libc::fcntl(dup.as_raw_fd(), libc::F_GETFL);
         flags >= 0 && libc::fcntl(dup.as_raw_fd(), libc::F_SETFL, flags | libc::O_NONBLOCK) == 0
     };
-    ok.then_some(dup)
+    Ok(ok.then_some(dup))
 }
 
 /// Bytes of the connection that have been read from its kernel receive queue, by anyone,

@@ -18,9 +18,16 @@ use crate::relay_io::{bytes_consumed, released_by_libzmq, take_connection};
 use crate::relay_thread::NewPair;
 
 /// A duplicate of libzmq's descriptor of a connection, checked to name that connection, or
-/// None when it cannot be taken.
-pub fn duplicate(p: PeerInfo) -> Option<OwnedFd> {
-    take_connection(p.fd, p.addr?, p.local?)
+/// None when it cannot be taken; `local_failure` is set when that is for want of a
+/// descriptor (or memory) on this host rather than anything about the connection.
+pub fn duplicate(p: PeerInfo, local_failure: &mut bool) -> Option<OwnedFd> {
+    match take_connection(p.fd, p.addr?, p.local?) {
+        Ok(fd) => fd,
+        Err(e) => {
+            *local_failure |= crate::descriptors::is_local(e);
+            None
+        }
+    }
 }
 
 struct Pending {

@@ -192,6 +192,14 @@ impl<P: AsRef<[u8]>> Core<P> {
                 let Some(client) = self.pools.pop_waiting(m, &self.conns) else {
                     break;
                 };
+                if !self.budget.may_dial(now, self.conns.len()) {
+                    // No descriptor to spare now (or this host just failed a dial): the
+                    // client waits at the head of its queue and asks again shortly.
+                    self.pools.unpop_waiting(m, client);
+                    let at = self.budget.next_try(now);
+                    self.timers.arm(at, client, TimerKind::Redial);
+                    return;
+                }
                 if self.endpoints.refuses(m) {
                     // Learned since the client was screened.
                     self.reject(now, client, super::Reject::Mechanism);
@@ -287,6 +295,20 @@ impl<P: AsRef<[u8]>> Core<P> {
             d.learning = false;
             self.endpoints.list[d.endpoint].learning = false;
         }
+    }
+
+    /// A dial failed for a reason of this host (no descriptor, buffer or port): the
+    /// endpoint is not to blame. The client waits for a retry after [`super::budget::LOCAL_RETRY`],
+    /// and the connection, which never existed, is forgotten.
+    pub(super) fn dial_failed_locally(&mut self, now: Instant, key: Key) {
+        self.stats.local_failures += 1;
+        self.budget.hold_dials(now);
+        let Some(dial) = self.conns.get(key).and_then(|c| c.dial) else {
+            return;
+        };
+        self.end_learning(key);
+        self.return_client(now, key, dial);
+        self.forget(key, false, now);
     }
 
     /// A dialed connection that has not paired yet failed (or timed out): its endpoint may be

@@ -14,14 +14,14 @@ fn dial_limits(endpoints: &[&str]) -> Limits {
 }
 
 impl Sim {
-    fn recv_id(&mut self, side: Side, id: &[u8], data: &[u8]) {
+    pub(super) fn recv_id(&mut self, side: Side, id: &[u8], data: &[u8]) {
         self.core
             .on_receive(self.now, side, id, data.to_vec(), |_| None);
         self.flush();
     }
 
     /// The dialed worker connection `i` (in dial order) connects and greets.
-    fn dialed_worker_greets(&mut self, i: usize, m: Mechanism) -> Vec<u8> {
+    pub(super) fn dialed_worker_greets(&mut self, i: usize, m: Mechanism) -> Vec<u8> {
         let wid = self.dials[i].1.clone();
         self.recv_id(B, &wid, &[]);
         assert_eq!(
@@ -33,7 +33,7 @@ impl Sim {
         wid
     }
 
-    fn events(&mut self) -> Vec<String> {
+    pub(super) fn events(&mut self) -> Vec<String> {
         std::iter::from_fn(|| self.core.next_event())
             .map(|e| e.to_text())
             .collect()

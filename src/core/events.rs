@@ -57,6 +57,7 @@ impl Reject {
             Reject::Denied => "denied",
             Reject::PerAddress => "per-address",
             Reject::Banned => "banned",
+            Reject::Limit => "limit",
         }
     }
 }

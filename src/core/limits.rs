@@ -56,6 +56,9 @@ pub struct Limits {
     pub takeover: bool,
     /// Threads relaying taken-over pairs.
     pub relay_threads: usize,
+    /// ZMQ_PROXY_STREAM_MAX_CONNECTIONS as set: -1 derived by the driver from the
+    /// process's descriptor limit at run start, 0 no limit, n at most n connections.
+    pub max_connections: i32,
 }
 
 impl Default for Limits {
@@ -84,6 +87,7 @@ impl Default for Limits {
             events: false,
             takeover: true,
             relay_threads: 1,
+            max_connections: -1,
         }
     }
 }

@@ -13,6 +13,7 @@
 //! client's first command, and from then on relays bytes untouched both ways.
 
 mod backpressure;
+mod budget;
 mod dial;
 mod events;
 mod handshake;
@@ -34,6 +35,7 @@ use std::time::Instant;
 use rustc_hash::FxHashMap;
 
 use crate::zmtp::{Greeting, HandshakeState, HandshakeWatch, Mechanism};
+use budget::Budget;
 use dial::{Dial, Endpoints};
 pub use events::{Event, PairEnd};
 pub use limits::Limits;
@@ -230,6 +232,8 @@ pub struct Core<P> {
     handovers: VecDeque<Key>,
     /// Taken-over pairs (by tag) the relay must end: a peer broke the quiet moment.
     aborts: VecDeque<u64>,
+    /// Connections the proxy may hold (ZMQ_PROXY_STREAM_MAX_CONNECTIONS).
+    budget: Budget,
     stats: Stats,
 }
 
@@ -267,6 +271,11 @@ impl<P: AsRef<[u8]>> Core<P> {
             failures: FxHashMap::default(),
             handovers: VecDeque::new(),
             aborts: VecDeque::new(),
+            budget: Budget::new(
+                usize::try_from(limits.max_connections)
+                    .ok()
+                    .filter(|&n| n > 0),
+            ),
             stats: Stats::default(),
             limits,
         }
@@ -283,6 +292,22 @@ impl<P: AsRef<[u8]>> Core<P> {
     /// Number of connections the core tracks (in any state).
     pub fn connections(&self) -> usize {
         self.conns.len()
+    }
+
+    /// Sets the connections the proxy may hold at once (None: no limit); the driver derives
+    /// it from the process's descriptor limit when ZMQ_PROXY_STREAM_MAX_CONNECTIONS is -1.
+    pub fn set_connection_budget(&mut self, max: Option<usize>) {
+        self.budget = Budget::new(max);
+    }
+
+    pub fn connection_budget(&self) -> Option<usize> {
+        self.budget.max()
+    }
+
+    /// Something this host ran out of (a descriptor at a takeover's dup(2)) failed an
+    /// operation: counted apart from the peers' failures.
+    pub fn local_failure(&mut self) {
+        self.stats.local_failures += 1;
     }
 
     /// Memory held for all connections, counting what queued chunks pin inside libzmq.
@@ -334,7 +359,7 @@ impl<P: AsRef<[u8]>> Core<P> {
         };
         let key = ids.get(id).copied();
         match (key, len) {
-            (None, 0) => self.on_connect(now, side, id),
+            (None, 0) => self.on_connect(now, side, id, || peer(&data)),
             (Some(key), 0) if self.conns.get(key).map(|c| c.state) == Some(State::Connecting) => {
                 self.on_dialed(key)
             }
@@ -362,7 +387,13 @@ impl<P: AsRef<[u8]>> Core<P> {
         }
     }
 
-    fn on_connect(&mut self, now: Instant, side: Side, id: &[u8]) {
+    fn on_connect(
+        &mut self,
+        now: Instant,
+        side: Side,
+        id: &[u8],
+        peer: impl FnOnce() -> Option<PeerInfo>,
+    ) {
         self.expire_tombstones(now);
         let routing_id = RoutingId::new(id);
         if self
@@ -385,6 +416,18 @@ impl<P: AsRef<[u8]>> Core<P> {
             &self.limits,
         ));
         self.ids_mut(side).insert(routing_id, key);
+        let held = self.conns.len() - 1;
+        let clients = self.frontend_ids.len() - usize::from(side == Side::Frontend);
+        let dial_out = self.endpoints.active();
+        if side == Side::Backend && !dial_out {
+            self.budget.worker_arrived();
+        }
+        if !self.budget.admits(now, side, held, clients, dial_out) {
+            // Closed before a byte is sent: it costs libzmq's descriptor only until the
+            // close goes out. Its address is learned now, for the REJECT event.
+            self.conns.get_mut(key).expect("live conn").peer = peer();
+            return self.reject(now, key, Reject::Limit);
+        }
         if side == Side::Backend && self.endpoints.active() {
             // In dial-out the proxy makes every worker connection itself.
             return self.reject(now, key, Reject::BadGreeting);
@@ -572,11 +615,14 @@ impl<P: AsRef<[u8]>> Core<P> {
     fn reject(&mut self, now: Instant, key: Key, reason: Reject) {
         let conn = self.conns.get(key).expect("live conn");
         let (state, dialed) = (conn.state, conn.dial.is_some());
-        if conn.side == Side::Backend && reason != Reject::EarlyOverflow {
+        let worker = conn.side == Side::Backend;
+        if worker && !matches!(reason, Reject::EarlyOverflow | Reject::Limit) {
             self.stats.workers_rejected += 1;
         } else {
             self.stats.count(reason);
-            if self.limits.events {
+            // A worker connection refused for the limit is counted, not reported: REJECT
+            // events name clients.
+            if self.limits.events && !(worker && reason == Reject::Limit) {
                 let client = conn.peer.and_then(|p| p.addr);
                 self.push_event(Event::Reject { client, reason });
             }
@@ -786,6 +832,10 @@ impl<P: AsRef<[u8]>> Core<P> {
         let Some(conn) = self.conns.remove(key) else {
             return;
         };
+        if conn.side == Side::Backend && !self.endpoints.active() {
+            // Dial-in: its worker's libzmq connects it again; room is kept for it.
+            self.budget.worker_left(now);
+        }
         if let Some(ip) = conn.counted_addr {
             if let Some(n) = self.per_address.get_mut(&ip) {
                 *n -= 1;

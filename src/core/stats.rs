@@ -31,6 +31,8 @@ pub enum Reject {
     Denied,
     PerAddress,
     Banned,
+    /// ZMQ_PROXY_STREAM_MAX_CONNECTIONS reached.
+    Limit,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -72,6 +74,8 @@ pub struct Stats {
     pub takeover_fallbacks: u64,
     pub takeover_violations: u64,
     pub workers_lost: u64,
+    pub reject_limit: u64,
+    pub local_failures: u64,
 }
 
 impl Stats {
@@ -90,6 +94,7 @@ impl Stats {
             Reject::Denied => &mut self.reject_denied,
             Reject::PerAddress => &mut self.reject_per_address,
             Reject::Banned => &mut self.reject_banned,
+            Reject::Limit => &mut self.reject_limit,
         };
         *c += 1;
     }
@@ -220,6 +225,8 @@ impl Stats {
             self.takeover_violations,
         );
         set(ZMQ_PROXY_STREAM_STAT_WORKERS_LOST, self.workers_lost);
+        set(ZMQ_PROXY_STREAM_STAT_REJECT_LIMIT, self.reject_limit);
+        set(ZMQ_PROXY_STREAM_STAT_LOCAL_FAILURES, self.local_failures);
         v
     }
 }

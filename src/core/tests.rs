@@ -36,6 +36,8 @@ pub(super) struct Sim {
     dials: Vec<(String, Vec<u8>)>,
     /// Endpoints whose zmq_connect fails.
     refused: HashSet<String>,
+    /// Connects fail for want of a descriptor (EMFILE) on this host.
+    out_of_descriptors: bool,
 }
 
 impl Sim {
@@ -53,6 +55,7 @@ impl Sim {
             addrs: HashMap::new(),
             dials: Vec::new(),
             refused: HashSet::new(),
+            out_of_descriptors: false,
         }
     }
 
@@ -127,7 +130,9 @@ impl Sim {
                             SendOutcome::Sent
                         }
                         TransmitKind::Connect { endpoint } => {
-                            if self.refused.contains(endpoint) {
+                            if self.out_of_descriptors {
+                                SendOutcome::LocalFailure
+                            } else if self.refused.contains(endpoint) {
                                 SendOutcome::Unreachable
                             } else {
                                 self.dials.push((endpoint.to_string(), tx.id.to_vec()));
@@ -886,6 +891,9 @@ mod dial;
 
 #[path = "balance_tests.rs"]
 mod balance;
+
+#[path = "budget_tests.rs"]
+mod budget;
 
 // ---- The handover of a pair to the relay (ZMQ_PROXY_STREAM_TAKEOVER) -----------------------
 //

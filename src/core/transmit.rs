@@ -19,6 +19,10 @@ pub enum SendOutcome {
     /// Close only: everything was acknowledged and the driver half-closed the TCP
     /// connection (FIN after the data); the peer closing its side ends the connection.
     HalfClosed,
+    /// Connect only: this host could not make the connection (socket(2) or connect(2)
+    /// failed with EMFILE, ENFILE, ENOBUFS, ENOMEM or EADDRNOTAVAIL); the endpoint is not
+    /// to blame.
+    LocalFailure,
 }
 
 /// What to do with a connection, named by socket and routing id.
@@ -243,6 +247,8 @@ impl<P: AsRef<[u8]>> Core<P> {
             conn.connect_due = false;
             if outcome == SendOutcome::Sent {
                 self.mark_ready(key);
+            } else if outcome == SendOutcome::LocalFailure {
+                self.dial_failed_locally(now, key);
             } else {
                 // libzmq refused the endpoint: no pipe exists, nothing to close.
                 self.abandon_dial(now, key);
@@ -296,11 +302,14 @@ impl<P: AsRef<[u8]>> Core<P> {
                     self.ready.push_back(key);
                 }
             }
-            (true, SendOutcome::Sent) | (true, SendOutcome::Unreachable) => {
+            // LocalFailure answers only a connect; anything else saying it is a broken send.
+            (true, SendOutcome::Sent)
+            | (true, SendOutcome::Unreachable)
+            | (true, SendOutcome::LocalFailure) => {
                 self.ready.pop_front();
                 self.forget(key, true, now);
             }
-            (false, SendOutcome::Unreachable) => {
+            (false, SendOutcome::Unreachable) | (false, SendOutcome::LocalFailure) => {
                 self.ready.pop_front();
                 conn.in_ready = false;
                 self.on_gone(now, key, Gone::Unreachable);

@@ -102,6 +102,10 @@ pub struct Cli {
     /// ZMQ_PROXY_STREAM_THREADS: relay threads (default 1)
     #[arg(long, value_name = "N")]
     pub threads: Option<c_int>,
+    /// ZMQ_PROXY_STREAM_MAX_CONNECTIONS: connections held at once, each a descriptor
+    /// (default -1: derived from `ulimit -n`; 0: no limit)
+    #[arg(long, value_name = "N", allow_hyphen_values = true)]
+    pub max_connections: Option<c_int>,
 }
 
 /// A duration in milliseconds: "250" (ms), "250ms", "10s", "2m", "1h".
@@ -197,7 +201,8 @@ impl Cli {
             fail_ban,
             fail_ban_time,
             takeover,
-            threads
+            threads,
+            max_connections
         )
     }
 
@@ -273,6 +278,11 @@ impl Cli {
         );
         int("--takeover", ZMQ_PROXY_STREAM_TAKEOVER, self.takeover);
         int("--threads", ZMQ_PROXY_STREAM_THREADS, self.threads);
+        int(
+            "--max-connections",
+            ZMQ_PROXY_STREAM_MAX_CONNECTIONS,
+            self.max_connections,
+        );
         if let Some(n) = self.pair_buffer {
             out.push(LibOption {
                 flag: "--pair-buffer",
@@ -452,12 +462,13 @@ mod tests {
             "--fail-ban-time=1",
             "--takeover=1",
             "--threads=1",
+            "--max-connections=1",
         ])
         .unwrap();
         let mut set: Vec<c_int> = all.lib_options().iter().map(|o| o.option).collect();
         set.sort();
         // Every option of the handle but EVENTS, whose socket the command makes itself.
-        let expected: Vec<c_int> = (ZMQ_PROXY_STREAM_MECHANISMS..=ZMQ_PROXY_STREAM_THREADS)
+        let expected: Vec<c_int> = (ZMQ_PROXY_STREAM_MECHANISMS..=ZMQ_PROXY_STREAM_MAX_CONNECTIONS)
             .filter(|o| *o != ZMQ_PROXY_STREAM_EVENTS)
             .collect();
         assert_eq!(set, expected);

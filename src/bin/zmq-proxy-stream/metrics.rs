@@ -236,6 +236,18 @@ pub const STREAMSTATS: &[(c_int, &str, Type, &str)] = &[
         Type::Counter,
         "Dial-in: worker connections closed during a security handshake.",
     ),
+    (
+        ZMQ_PROXY_STREAM_STAT_REJECT_LIMIT,
+        "reject_limit_total",
+        Type::Counter,
+        "Connections closed at once because MAX_CONNECTIONS were held.",
+    ),
+    (
+        ZMQ_PROXY_STREAM_STAT_LOCAL_FAILURES,
+        "local_failures_total",
+        Type::Counter,
+        "Dials and takeovers that failed for want of descriptors, buffers or ports here.",
+    ),
 ];
 
 /// The 8 STATISTICS counters: (name, help), each with a socket="frontend"|"backend" label.
