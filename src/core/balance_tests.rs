@@ -59,8 +59,10 @@ fn open_pairs_count_until_the_pair_ends_on_either_relay() {
     let tag = s.taken_pair(2, 20);
     let worker_host = Some(known_peer(B, 20).addr.unwrap().ip());
     assert_eq!(s.core.pools.idle.open_pairs(worker_host), 1);
-    s.core
-        .on_relay_event(s.now, ended(tag, RelayEnd::ClientClosed, 1, 1, true));
+    s.core.on_relay_event(
+        s.now,
+        ended(tag, RelayEnd::ClientClosed, 1, 1, HandshakeState::Ready),
+    );
     assert_eq!(s.core.pools.idle.open_pairs(worker_host), 0);
     assert_eq!(s.core.stats().pairs_open, 0);
     assert_eq!(
