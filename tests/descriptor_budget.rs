@@ -554,3 +554,30 @@ fn dials_failing_for_want_of_descriptors_never_mark_an_endpoint_down() {
     assert_eq!(stat(ZMQ_PROXY_STREAM_STAT_ENDPOINTS_DOWN), 0);
     assert!(worker.served() >= 5);
 }
+
+/// A broker whose descriptors ran out (no budget: `--max-connections 0`, so libzmq's accept
+/// meets EMFILE) still stops on SIGTERM: the command's signal thread made its socket to the
+/// control endpoint at start, not when the signal came (a socket costs a descriptor).
+#[test]
+fn a_broker_out_of_descriptors_still_stops_on_sigterm() {
+    let ctx = zmq::Context::new();
+    let mut broker = Broker::start(&ctx, 64, &["--max-connections", "0"]);
+    let pid = broker.proc.id();
+    let addr = broker
+        .frontend
+        .strip_prefix("tcp://")
+        .expect("a tcp endpoint");
+    let conns: Vec<std::net::TcpStream> = (0..100)
+        .map(|_| std::net::TcpStream::connect(addr).expect("the kernel accepts into the backlog"))
+        .collect();
+    wait_until(
+        "the broker's descriptors to run out",
+        common::DEADLINE,
+        || std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |d| d.count()) >= 64,
+    );
+    // SAFETY: kill(2) with a pid this test started and still holds (not yet reaped).
+    assert_eq!(unsafe { libc::kill(pid as i32, libc::SIGTERM) }, 0);
+    let status = broker.proc.wait_exit(Duration::from_secs(10));
+    assert!(status.success(), "the broker stopped with {status}");
+    drop(conns);
+}

@@ -187,6 +187,18 @@ fn signal_thread(ctx: zmq::Context, control: String, done: Arc<AtomicBool>) -> J
     std::thread::spawn(move || {
         let set = stop_signals();
         let mut terminated = false;
+        // Made now, not when the signal comes: a socket costs a descriptor (its mailbox),
+        // and a broker stopped because it ran out of them must still be able to stop.
+        // REQ_RELAXED: after a TERMINATE that got no reply, the next signal can send again.
+        let open = || -> zmq::Result<zmq::Socket> {
+            let req = ctx.socket(zmq::REQ)?;
+            req.set_linger(0)?;
+            req.set_rcvtimeo(2000)?;
+            req.set_req_relaxed(true)?;
+            req.connect(&control)?;
+            Ok(req)
+        };
+        let mut req = open();
         loop {
             let mut sig: c_int = 0;
             // SAFETY: a valid, initialised signal set and a place for the signal number.
@@ -203,15 +215,15 @@ fn signal_thread(ctx: zmq::Context, control: String, done: Arc<AtomicBool>) -> J
                 continue;
             }
             eprintln!("{NAME}: signal {sig}, terminating");
-            let terminate = || -> zmq::Result<()> {
-                let req = ctx.socket(zmq::REQ)?;
-                req.set_linger(0)?;
-                req.set_rcvtimeo(2000)?;
-                req.connect(&control)?;
+            if req.is_err() {
+                req = open();
+            }
+            let terminate = |req: &zmq::Result<zmq::Socket>| -> zmq::Result<()> {
+                let req = req.as_ref().map_err(|e| *e)?;
                 req.send("TERMINATE", 0)?;
                 req.recv_bytes(0).map(drop)
             };
-            match terminate() {
+            match terminate(&req) {
                 Ok(()) => terminated = true,
                 Err(e) => eprintln!("{NAME}: TERMINATE: {e} (a further signal tries again)"),
             }
