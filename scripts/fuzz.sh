@@ -48,6 +48,6 @@ for t in "${TARGETS[@]}"; do
         echo "fuzz target $t FAILED; the input is in fuzz/artifacts/$t/" >&2
         exit 1
     fi
-    grep -E '^#[0-9]+ +DONE|stat::number_of_executed_units|stat::peak_rss_mb' "$work/$t.log" |
+    grep -E '^#[0-9]+[[:space:]]+DONE|stat::number_of_executed_units|stat::peak_rss_mb' "$work/$t.log" |
         sed 's/^/   /'
 done
