@@ -42,7 +42,8 @@
 # FAIL when anything is corrupt, misdelivered, lost silently, lost with no kill to explain
 # it, or stalled; when RSS at the end is more than 10% over RSS at the middle; when a process
 # dies or the broker does not exit 0 on SIGTERM; when PAUSE/RESUME fails; or when there was
-# no load. Requests sent during the PAUSE wait and must complete after RESUME.
+# no load. Requests sent during the PAUSE wait and must complete after RESUME (and the
+# slowest reply must have waited at least half the pause, or the broker did not pause).
 #
 # --self-check runs three short soaks with workers that break every 200th reply (drop,
 # damage, swap with the previous one) and checks that each one FAILs for that reason.
@@ -101,7 +102,8 @@ run() {
 
 print_logs() {
     local f
-    for f in "$1"/*.log; do
+    for f in "$1"/*.log "$1"/broker-samples.txt; do
+        [ -f "$f" ] || continue
         echo "---- $f (last 40 lines)"
         tail -n 40 "$f"
     done

@@ -68,6 +68,9 @@ struct Counts {
     lost_silently: u64,
     stalled: u64,
     bytes: u64,
+    /// The longest wait for a reply, from sending (or the end of the handshake): shows the
+    /// PAUSE held requests rather than losing them.
+    max_reply_ms: u64,
 }
 
 struct Config {
@@ -234,7 +237,7 @@ pub fn run(args: &Args) -> Result<(), String> {
     let c = &counts;
     println!(
         "report sessions={} sent={} ok={} corrupt={} misdelivered={} out_of_order={} \
-         abandoned={} lost_noticed={} lost_silently={} stalled={} bytes={}",
+         abandoned={} lost_noticed={} lost_silently={} stalled={} bytes={} max_reply_ms={}",
         c.sessions,
         c.sent,
         c.ok,
@@ -245,7 +248,8 @@ pub fn run(args: &Args) -> Result<(), String> {
         c.lost_noticed,
         c.lost_silently,
         c.stalled,
-        c.bytes
+        c.bytes,
+        c.max_reply_ms
     );
     for line in disconnects {
         println!("{line}");
@@ -409,6 +413,10 @@ fn take_replies(client: u32, session: &mut Session, counts: &mut Counts) {
             session.pending.drain(..at);
         }
         let p = session.pending.pop_front().expect("found above");
+        let since = session
+            .handshake_done
+            .map_or(p.sent, |done| p.sent.max(done));
+        counts.max_reply_ms = counts.max_reply_ms.max(since.elapsed().as_millis() as u64);
         if p.bytes == *reply {
             counts.ok += 1;
             counts.bytes += reply.len() as u64;

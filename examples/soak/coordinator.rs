@@ -325,7 +325,22 @@ pub fn run(args: &Args) -> Result<bool, String> {
             }
         }
     }
-    let final_metrics = scrape(metrics_port)?;
+    // Every client process is gone, so every pair must end: its client's connection closed
+    // when the process exited, and the broker passes that on to the worker.
+    let gone = Instant::now() + Duration::from_secs(15);
+    let final_metrics = loop {
+        let m = scrape(metrics_port)?;
+        if metric(&m, "pairs_open") == 0 || Instant::now() >= gone {
+            break m;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let left_open = metric(&final_metrics, "pairs_open");
+    if left_open > 0 {
+        problems.push(format!(
+            "{left_open} pairs still open 15 s after every client left"
+        ));
+    }
     let end_fds_after = fds(broker).unwrap_or(0);
     for w in &workers {
         procs.signal(w.pid, libc::SIGTERM);
@@ -438,11 +453,15 @@ pub fn run(args: &Args) -> Result<bool, String> {
         t("stalled")
     );
     println!(
+        "slowest_reply_ms  {} (requests sent in the {pause_for} s PAUSE wait for RESUME)",
+        t("max_reply_ms")
+    );
+    println!(
         "rss_kib           start={start_rss} middle={mid_rss} end={end_rss} max={max_rss} \
          (second half {growth:+.1}%; lower quartiles of {window:.0} s)"
     );
     println!(
-        "fds               start={start_fds} middle={mid_fds} end={end_fds} after_drain={end_fds_after}"
+        "fds               start={start_fds} middle={mid_fds} end={end_fds} after_clients={end_fds_after}"
     );
     println!(
         "pairs_open        middle={} end={}",
@@ -480,6 +499,11 @@ pub fn run(args: &Args) -> Result<bool, String> {
     }
     if !resumed {
         why.push("PAUSE/RESUME did not happen".into());
+    } else if t("max_reply_ms") < pause_for * 1000 / 2 {
+        why.push(format!(
+            "no reply waited for even half the PAUSE ({} ms): the broker did not pause",
+            t("max_reply_ms")
+        ));
     }
     if why.is_empty() {
         println!("soak: PASS");

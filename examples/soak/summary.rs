@@ -27,7 +27,7 @@ pub fn near_a_kill(d: &Disconnect, kills: &[Kill], killed: &HashSet<u32>) -> boo
         .any(|k| d.at_ms + 1000 >= k.at_ms && d.at_ms <= k.at_ms + 5000)
 }
 
-/// The sum of the clients' `report` lines, by key.
+/// The clients' `report` lines added up by key (`max_*` keys: the largest).
 #[derive(Default)]
 pub struct Totals(pub std::collections::BTreeMap<String, u64>);
 
@@ -35,7 +35,13 @@ impl Totals {
     pub fn add_report(&mut self, line: &str) {
         for pair in line.split_whitespace().skip(1) {
             if let Some((k, v)) = pair.split_once('=') {
-                *self.0.entry(k.to_owned()).or_default() += v.parse::<u64>().unwrap_or(0);
+                let v = v.parse::<u64>().unwrap_or(0);
+                let total = self.0.entry(k.to_owned()).or_default();
+                *total = if k.starts_with("max_") {
+                    (*total).max(v)
+                } else {
+                    *total + v
+                };
             }
         }
     }
@@ -97,9 +103,10 @@ mod tests {
     #[test]
     fn reports_add_up_and_disconnects_parse() {
         let mut t = Totals::default();
-        t.add_report("report sent=3 ok=2");
-        t.add_report("report sent=4 ok=4 corrupt=0");
+        t.add_report("report sent=3 ok=2 max_reply_ms=30");
+        t.add_report("report sent=4 ok=4 corrupt=0 max_reply_ms=20");
         assert_eq!((t.get("sent"), t.get("ok"), t.get("lost")), (7, 6, 0));
+        assert_eq!(t.get("max_reply_ms"), 30);
         let d =
             parse_disconnect("disconnect at_ms=5 worker_pid=7 outstanding=2 handshake_done=true")
                 .unwrap();
