@@ -41,9 +41,14 @@ fn free_ports(n: usize) -> Result<Vec<u16>, String> {
 
 /// The broker's metrics (`--metrics`): every `zmq_proxy_stream_*` sample, by name.
 fn scrape(port: u16) -> Result<Vec<(String, u64)>, String> {
-    let mut stream = TcpStream::connect(("127.0.0.1", port)).map_err(|e| e.to_string())?;
+    let address = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    let mut stream =
+        TcpStream::connect_timeout(&address, Duration::from_secs(5)).map_err(|e| e.to_string())?;
     stream
         .set_read_timeout(Some(Duration::from_secs(5)))
+        .map_err(|e| e.to_string())?;
+    stream
+        .set_write_timeout(Some(Duration::from_secs(5)))
         .map_err(|e| e.to_string())?;
     stream
         .write_all(b"GET /metrics HTTP/1.1\r\nHost: soak\r\nConnection: close\r\n\r\n")
@@ -182,6 +187,10 @@ pub fn run(args: &Args) -> Result<bool, String> {
     .iter()
     .map(|s| s.to_string())
     .collect();
+    // More broker flags, e.g. `--broker-flags "--takeover 0"` for the libzmq relay.
+    if let Some(extra) = args.get("broker-flags") {
+        broker_args.extend(extra.split_whitespace().map(str::to_owned));
+    }
     let mut workers = Vec::new();
     if dial_out {
         // Workers first: an endpoint that refuses is marked down and retried later.
@@ -410,7 +419,11 @@ pub fn run(args: &Args) -> Result<bool, String> {
     let corrupt = totals.get("corrupt") + worker_corrupt as u64;
     let misdelivered = totals.get("misdelivered") + totals.get("out_of_order");
     let lost_silently = totals.get("lost_silently") + worker_dropped as u64;
-    println!("== soak summary ({topology}, {seconds} s)");
+    println!(
+        "== soak summary ({topology}, {seconds} s{})",
+        args.get("broker-flags")
+            .map_or(String::new(), |f| format!(", broker {f}"))
+    );
     println!(
         "load              {} processes x {per_process} clients, {worker_count} workers{}, \
          a worker SIGKILLed every {kill_every} s ({} kills), PAUSE at {pause_at} s for {pause_for} s",
