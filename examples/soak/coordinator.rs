@@ -1,7 +1,7 @@
 //! `soak run`: starts everything, runs the killer and the PAUSE, samples the broker, adds up
 //! the reports and prints the summary (definitions: scripts/soak.sh and README "Soak").
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -11,7 +11,7 @@ use crate::args::Args;
 use crate::client::unix_ms;
 use crate::procs::{fds, rss_kib, Procs};
 use crate::summary::{
-    lower_quartile, median, near_a_kill, parse_disconnect, Disconnect, Kill, Totals,
+    lower_quartile, median, near_a_kill, parse_disconnect, Disconnect, Kill, Outcome, Totals,
 };
 
 struct Worker {
@@ -182,7 +182,6 @@ pub fn run(args: &Args) -> Result<bool, String> {
         &format!("127.0.0.1:{metrics_port}"),
         "--mechanisms",
         "CURVE",
-        "--no-access-log",
     ]
     .iter()
     .map(|s| s.to_string())
@@ -290,8 +289,10 @@ pub fn run(args: &Args) -> Result<bool, String> {
             next_victim += 1;
             procs.signal(victim.pid, libc::SIGKILL);
             procs.wait(victim.pid, Instant::now() + Duration::from_secs(5))?;
+            let at_ms = unix_ms();
+            eprintln!("killed worker pid {} at unix ms {at_ms}", victim.pid);
             kills.push(Kill {
-                at_ms: unix_ms(),
+                at_ms,
                 pid: victim.pid,
             });
             let args = victim.args.clone();
@@ -410,119 +411,60 @@ pub fn run(args: &Args) -> Result<bool, String> {
         format!("# seconds rss_kib fds\n{series}"),
     );
     let max_rss = samples.iter().map(|s| s.rss).max().unwrap_or(0);
-    let growth = if mid_rss > 0 {
-        (end_rss as f64 / mid_rss as f64 - 1.0) * 100.0
-    } else {
-        0.0
+    // The access log (the broker's stdout): how pairs ended and who was turned away.
+    let access_log = std::fs::read_to_string(logs.join("broker.log")).unwrap_or_default();
+    let mut endings: BTreeMap<String, u64> = BTreeMap::new();
+    for line in access_log.lines() {
+        let kind = line.split_whitespace().nth(1).unwrap_or_default();
+        if kind == "CLOSE" || kind == "REJECT" {
+            if let Some(reason) = line
+                .split_whitespace()
+                .find_map(|f| f.strip_prefix("reason="))
+            {
+                *endings
+                    .entry(format!("{}:{reason}", kind.to_lowercase()))
+                    .or_default() += 1;
+            }
+        }
+    }
+    let flags = args
+        .get("broker-flags")
+        .map_or(String::new(), |f| format!(", broker {f}"));
+    let outcome = Outcome {
+        title: format!("{topology}, {seconds} s{flags}"),
+        load: format!(
+            "{processes} processes x {per_process} clients, {worker_count} workers{}, \
+             a worker SIGKILLed every {kill_every} s ({} kills), PAUSE at {pause_at} s for \
+             {pause_for} s",
+            if dial_out {
+                String::new()
+            } else {
+                format!(" x {connections} connections")
+            },
+            kills.len()
+        ),
+        clients: u64::from(processes * per_process),
+        totals,
+        worker_corrupt: worker_corrupt as u64,
+        worker_dropped: worker_dropped as u64,
+        lost_near_kill: near,
+        lost_other: other,
+        ended_unexplained: other_sessions,
+        pause_ms: resumed.then_some(pause_for * 1000),
+        rss: [start_rss, mid_rss, end_rss, max_rss],
+        rss_window: window,
+        fds: [start_fds as u64, mid_fds, end_fds, end_fds_after as u64],
+        pairs_open: [
+            metric(&mid_metrics, "pairs_open"),
+            metric(&end_metrics, "pairs_open"),
+        ],
+        endings: endings.iter().map(|(k, v)| format!("{k}={v}")).collect(),
+        streamstats: final_metrics
+            .iter()
+            .filter(|(n, v)| *v != 0 && !n.contains('{'))
+            .map(|(n, v)| format!("{n}={v}"))
+            .collect(),
+        problems,
     };
-
-    let corrupt = totals.get("corrupt") + worker_corrupt as u64;
-    let misdelivered = totals.get("misdelivered") + totals.get("out_of_order");
-    let lost_silently = totals.get("lost_silently") + worker_dropped as u64;
-    println!(
-        "== soak summary ({topology}, {seconds} s{})",
-        args.get("broker-flags")
-            .map_or(String::new(), |f| format!(", broker {f}"))
-    );
-    println!(
-        "load              {} processes x {per_process} clients, {worker_count} workers{}, \
-         a worker SIGKILLed every {kill_every} s ({} kills), PAUSE at {pause_at} s for {pause_for} s",
-        processes,
-        if dial_out {
-            String::new()
-        } else {
-            format!(" x {connections} connections")
-        },
-        kills.len()
-    );
-    let t = |k: &str| totals.get(k);
-    println!("sessions          {}", t("sessions"));
-    println!("sent              {}", t("sent"));
-    println!(
-        "ok                {} ({} MiB echoed)",
-        t("ok"),
-        t("bytes") >> 20
-    );
-    println!(
-        "corrupt           {corrupt} (clients {}, workers {worker_corrupt})",
-        t("corrupt")
-    );
-    println!(
-        "misdelivered      {misdelivered} (another's reply {}, out of order {})",
-        t("misdelivered"),
-        t("out_of_order")
-    );
-    println!(
-        "abandoned         {} (in flight when a client chose to close)",
-        t("abandoned")
-    );
-    println!("lost_near_kill    {near} (noticed: the session's connection ended with its worker)");
-    println!(
-        "lost_noticed_other {other} (connection ended, no kill explains it; {other_sessions} sessions)"
-    );
-    println!("lost_silently     {lost_silently} (no reply, connection still up)");
-    println!(
-        "stalled           {} (handshake never completed)",
-        t("stalled")
-    );
-    println!(
-        "slowest_reply_ms  {} (requests sent in the {pause_for} s PAUSE wait for RESUME)",
-        t("max_reply_ms")
-    );
-    println!(
-        "rss_kib           start={start_rss} middle={mid_rss} end={end_rss} max={max_rss} \
-         (second half {growth:+.1}%; lower quartiles of {window:.0} s)"
-    );
-    println!(
-        "fds               start={start_fds} middle={mid_fds} end={end_fds} after_clients={end_fds_after}"
-    );
-    println!(
-        "pairs_open        middle={} end={}",
-        metric(&mid_metrics, "pairs_open"),
-        metric(&end_metrics, "pairs_open")
-    );
-    let stats: Vec<String> = final_metrics
-        .iter()
-        .filter(|(n, v)| *v != 0 && !n.contains('{'))
-        .map(|(n, v)| format!("{n}={v}"))
-        .collect();
-    println!("streamstats       {}", stats.join(" "));
-
-    let mut why = problems;
-    if corrupt > 0 {
-        why.push(format!("{corrupt} corrupt"));
-    }
-    if misdelivered > 0 {
-        why.push(format!("{misdelivered} misdelivered or out of order"));
-    }
-    if lost_silently > 0 {
-        why.push(format!("{lost_silently} lost silently"));
-    }
-    if other > 0 {
-        why.push(format!("{other} lost with no kill to explain it"));
-    }
-    if t("stalled") > 0 {
-        why.push(format!("{} sessions stalled", t("stalled")));
-    }
-    if growth > 10.0 {
-        why.push(format!("RSS grew {growth:.1}% over the second half"));
-    }
-    if t("ok") == 0 || t("sessions") <= u64::from(processes * per_process) {
-        why.push("no load: nothing echoed or no session churn".into());
-    }
-    if !resumed {
-        why.push("PAUSE/RESUME did not happen".into());
-    } else if t("max_reply_ms") < pause_for * 1000 / 2 {
-        why.push(format!(
-            "no reply waited for even half the PAUSE ({} ms): the broker did not pause",
-            t("max_reply_ms")
-        ));
-    }
-    if why.is_empty() {
-        println!("soak: PASS");
-        Ok(true)
-    } else {
-        println!("soak: FAIL ({})", why.join("; "));
-        Ok(false)
-    }
+    Ok(outcome.print())
 }

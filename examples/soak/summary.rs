@@ -77,6 +77,187 @@ pub fn lower_quartile(mut values: Vec<u64>) -> u64 {
     values.get(values.len() / 4).copied().unwrap_or(0)
 }
 
+/// Everything a run measured; `print` writes the summary and judges it.
+pub struct Outcome {
+    pub title: String,
+    pub load: String,
+    /// Clients in all processes: each must have had more than one session (churn).
+    pub clients: u64,
+    pub totals: Totals,
+    pub worker_corrupt: u64,
+    /// Replies a worker could not send (the client's pipe was full): lost without a trace.
+    pub worker_dropped: u64,
+    pub lost_near_kill: u64,
+    pub lost_other: u64,
+    /// Sessions whose connection ended with no kill to explain it.
+    pub ended_unexplained: u64,
+    /// The PAUSE's length, when it was PAUSEd and RESUMEd.
+    pub pause_ms: Option<u64>,
+    /// KiB at the start, middle, end, and the largest sample.
+    pub rss: [u64; 4],
+    pub rss_window: f64,
+    /// At the start, middle, end, and once the clients were gone.
+    pub fds: [u64; 4],
+    /// At the middle and the end.
+    pub pairs_open: [u64; 2],
+    pub streamstats: Vec<String>,
+    /// The access log's CLOSE and REJECT lines counted by reason.
+    pub endings: Vec<String>,
+    /// What went wrong besides the counts (a process that died, a broker that failed to stop).
+    pub problems: Vec<String>,
+}
+
+impl Outcome {
+    /// Prints the summary and its last line, `soak: PASS` or `soak: FAIL (why)`; true on PASS.
+    pub fn print(self) -> bool {
+        let t = |k: &str| self.totals.get(k);
+        let corrupt = t("corrupt") + self.worker_corrupt;
+        let misdelivered = t("misdelivered") + t("out_of_order");
+        let lost_silently = t("lost_silently") + self.worker_dropped;
+        let [start, mid, end, max] = self.rss;
+        let growth = if mid > 0 {
+            (end as f64 / mid as f64 - 1.0) * 100.0
+        } else {
+            0.0
+        };
+        let [fds_start, fds_mid, fds_end, fds_after] = self.fds;
+        let lines = [
+            ("load", self.load.clone()),
+            ("sessions", t("sessions").to_string()),
+            ("sent", t("sent").to_string()),
+            (
+                "ok",
+                format!("{} ({} MiB echoed)", t("ok"), t("bytes") >> 20),
+            ),
+            (
+                "corrupt",
+                format!(
+                    "{corrupt} (clients {}, workers {})",
+                    t("corrupt"),
+                    self.worker_corrupt
+                ),
+            ),
+            (
+                "misdelivered",
+                format!(
+                    "{misdelivered} (another's reply {}, out of order {})",
+                    t("misdelivered"),
+                    t("out_of_order")
+                ),
+            ),
+            (
+                "abandoned",
+                format!(
+                    "{} (in flight when a client chose to close)",
+                    t("abandoned")
+                ),
+            ),
+            (
+                "lost_near_kill",
+                format!(
+                    "{} (noticed: the session's connection ended with its worker)",
+                    self.lost_near_kill
+                ),
+            ),
+            (
+                "lost_noticed_other",
+                format!(
+                    "{} (connection ended, no kill explains it; {} sessions ended so)",
+                    self.lost_other, self.ended_unexplained
+                ),
+            ),
+            (
+                "lost_silently",
+                format!("{lost_silently} (no reply, connection still up)"),
+            ),
+            (
+                "stalled",
+                format!("{} (handshake never completed)", t("stalled")),
+            ),
+            (
+                "slowest_reply_ms",
+                format!(
+                    "{} (requests sent in the PAUSE wait for RESUME)",
+                    t("max_reply_ms")
+                ),
+            ),
+            (
+                "rss_kib",
+                format!(
+                    "start={start} middle={mid} end={end} max={max} (second half {growth:+.1}%; \
+                     lower quartiles of {:.0} s)",
+                    self.rss_window
+                ),
+            ),
+            (
+                "fds",
+                format!(
+                    "start={fds_start} middle={fds_mid} end={fds_end} after_clients={fds_after}"
+                ),
+            ),
+            (
+                "pairs_open",
+                format!("middle={} end={}", self.pairs_open[0], self.pairs_open[1]),
+            ),
+            ("streamstats", self.streamstats.join(" ")),
+            ("access_log", self.endings.join(" ")),
+        ];
+        println!("== soak summary ({})", self.title);
+        for (name, value) in lines {
+            println!("{name:<18} {value}");
+        }
+
+        let mut why = self.problems;
+        let mut fail_if = |bad: bool, reason: String| {
+            if bad {
+                why.push(reason);
+            }
+        };
+        fail_if(corrupt > 0, format!("{corrupt} corrupt"));
+        fail_if(
+            misdelivered > 0,
+            format!("{misdelivered} misdelivered or out of order"),
+        );
+        fail_if(lost_silently > 0, format!("{lost_silently} lost silently"));
+        fail_if(
+            self.ended_unexplained > 0,
+            format!(
+                "{} sessions ended with no kill to explain it ({} requests lost)",
+                self.ended_unexplained, self.lost_other
+            ),
+        );
+        fail_if(
+            t("stalled") > 0,
+            format!("{} sessions stalled", t("stalled")),
+        );
+        fail_if(
+            growth > 10.0,
+            format!("RSS grew {growth:.1}% over the second half"),
+        );
+        fail_if(
+            t("ok") == 0 || t("sessions") <= self.clients,
+            "no load: nothing echoed or no session churn".into(),
+        );
+        match self.pause_ms {
+            None => fail_if(true, "PAUSE/RESUME did not happen".into()),
+            Some(pause) => fail_if(
+                t("max_reply_ms") < pause / 2,
+                format!(
+                    "no reply waited for even half the PAUSE ({} ms): the broker did not pause",
+                    t("max_reply_ms")
+                ),
+            ),
+        }
+        if why.is_empty() {
+            println!("soak: PASS");
+            true
+        } else {
+            println!("soak: FAIL ({})", why.join("; "));
+            false
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
