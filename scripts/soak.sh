@@ -27,11 +27,12 @@
 #                    connection ended (the socket monitor's DISCONNECTED) and the session's
 #                    worker (the pid on its replies) was one the killer SIGKILLed, or, for a
 #                    session with no reply yet, the end came from 1 s before to 5 s after a kill
-#   lost_noticed_other  the same, when no kill explains the end: the broker closed a healthy
-#                    session
+#   lost_noticed_other  the same, when no kill explains the end, with the number of sessions
+#                    so ended: the broker closed a healthy session
 #   lost_silently    no reply within --reply-timeout (10 s) of its sending (counted from the
 #                    end of the CURVE handshake for requests queued before it) while the
-#                    connection stayed up; also a reply a worker could not send (full pipe)
+#                    connection stayed up; a reply skipped (a later one came first); a
+#                    reply a worker could not send (full pipe)
 #   stalled          a session whose handshake had not completed after 30 s, connection up
 #   rss_kib          the broker's VmRSS (/proc/PID/status), sampled every second: before the
 #                    clients start, and the lower quartile of 10 s of samples around the
@@ -39,11 +40,13 @@
 #   fds, pairs_open  its descriptors (/proc/PID/fd) and open pairs at the same points: the
 #                    load is steady when they match at the middle and the end
 #   streamstats      the broker's non-zero STREAMSTATS counters at the end (its --metrics)
-# FAIL when anything is corrupt, misdelivered, lost silently, lost with no kill to explain
-# it, or stalled; when RSS at the end is more than 10% over RSS at the middle; when a process
-# dies or the broker does not exit 0 on SIGTERM; when PAUSE/RESUME fails; or when there was
-# no load. Requests sent during the PAUSE wait and must complete after RESUME (and the
-# slowest reply must have waited at least half the pause, or the broker did not pause).
+#   access_log       the broker's access log (its stdout) counted by CLOSE and REJECT reason
+# FAIL when anything is corrupt, misdelivered, lost silently or stalled, or a session ended
+# with no kill to explain it; when RSS at the end is more than 10% over RSS at the middle;
+# when pairs are still open 15 s after the last client left; when a process dies or the
+# broker does not exit 0 on SIGTERM; when PAUSE/RESUME fails; or when there was no load.
+# Requests sent during the PAUSE wait and must complete after RESUME (and the slowest reply
+# must have waited at least half the pause, or the broker did not pause).
 #
 # --self-check runs three short soaks with workers that break every 200th reply (drop,
 # damage, swap with the previous one) and checks that each one FAILs for that reason.
