@@ -35,8 +35,8 @@
 #                    reply a worker could not send (full pipe)
 #   stalled          a session whose handshake had not completed after 30 s, connection up
 #   rss_kib          the broker's VmRSS (/proc/PID/status), sampled every second: before the
-#                    clients start, and the lower quartile of 10 s of samples around the
-#                    middle and at the end (broker-samples.txt in the logs has every sample)
+#                    clients start, and the lowest sample of the 20 s around the middle and
+#                    of the last 20 s (broker-samples.txt in the logs has every sample)
 #   fds, pairs_open  its descriptors (/proc/PID/fd) and open pairs at the same points: the
 #                    load is steady when they match at the middle and the end
 #   streamstats      the broker's non-zero STREAMSTATS counters at the end (its --metrics)

@@ -71,12 +71,6 @@ pub fn median(mut values: Vec<u64>) -> u64 {
     values.get(values.len() / 2).copied().unwrap_or(0)
 }
 
-/// The value a quarter of the way up the sorted samples.
-pub fn lower_quartile(mut values: Vec<u64>) -> u64 {
-    values.sort_unstable();
-    values.get(values.len() / 4).copied().unwrap_or(0)
-}
-
 /// Everything a run measured; `print` writes the summary and judges it.
 pub struct Outcome {
     pub title: String,
@@ -185,7 +179,7 @@ impl Outcome {
                 "rss_kib",
                 format!(
                     "start={start} middle={mid} end={end} max={max} (second half {growth:+.1}%; \
-                     lower quartiles of {:.0} s)",
+                     lowest of {:.0} s)",
                     self.rss_window
                 ),
             ),
@@ -293,6 +287,5 @@ mod tests {
                 .unwrap();
         assert_eq!((d.at_ms, d.worker_pid, d.outstanding), (5, 7, 2));
         assert_eq!(median(vec![5, 1, 9]), 5);
-        assert_eq!(lower_quartile(vec![8, 1, 9, 5, 7, 6, 4, 3]), 4);
     }
 }
