@@ -253,9 +253,24 @@ pub fn bytes_consumed(fd: &OwnedFd) -> Option<u64> {
     for _ in 0..8 {
         // Bytes may arrive meanwhile: the queue measured on both sides of the total must agree.
         let before = queued()?;
-        let received = crate::zmq_io::tcp_info(fd.as_raw_fd())?.tcpi_bytes_received;
+        let info = crate::zmq_io::tcp_info(fd.as_raw_fd())?;
         if queued()? == before {
-            return Some(received.saturating_sub(before));
+            // The peer's FIN takes a sequence number: tcpi_bytes_received counts it as one
+            // byte and FIONREAD does not. Without this, a peer that closed during the takeover
+            // (a worker killed then) looked like one that had sent a byte libzmq dropped.
+            // These states say for sure that the FIN arrived (CLOSE does not: a reset, too).
+            const TCP_TIME_WAIT: u8 = 6;
+            const TCP_CLOSE_WAIT: u8 = 8;
+            const TCP_LAST_ACK: u8 = 9;
+            const TCP_CLOSING: u8 = 11;
+            let fin = matches!(
+                info.tcpi_state,
+                TCP_TIME_WAIT | TCP_CLOSE_WAIT | TCP_LAST_ACK | TCP_CLOSING
+            );
+            return Some(
+                info.tcpi_bytes_received
+                    .saturating_sub(before + u64::from(fin)),
+            );
         }
     }
     None
@@ -425,5 +440,38 @@ pub fn socket_error(fd: &OwnedFd) -> Errno {
         errno()
     } else {
         err
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{Read, Write};
+    use std::net::{Shutdown, TcpListener, TcpStream};
+    use std::time::{Duration, Instant};
+
+    /// Real loopback TCP: what was read counts, what is queued does not, and neither does
+    /// the peer's FIN (the kernel counts it in tcpi_bytes_received).
+    #[test]
+    fn bytes_consumed_counts_bytes_read_and_not_the_fin() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let mut peer = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (mut ours, _) = listener.accept().unwrap();
+        peer.write_all(b"0123456789").unwrap();
+        let mut buf = [0u8; 4];
+        ours.read_exact(&mut buf).unwrap();
+        let fd = OwnedFd::from(ours.try_clone().unwrap());
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while bytes_consumed(&fd) != Some(4) {
+            assert!(Instant::now() < deadline, "got {:?}", bytes_consumed(&fd));
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let mut rest = [0u8; 6];
+        ours.read_exact(&mut rest).unwrap();
+        assert_eq!(bytes_consumed(&fd), Some(10));
+        peer.shutdown(Shutdown::Write).unwrap();
+        // The FIN has arrived when a read returns end of stream.
+        assert_eq!(ours.read(&mut rest).unwrap(), 0);
+        assert_eq!(bytes_consumed(&fd), Some(10));
     }
 }
