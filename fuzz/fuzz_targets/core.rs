@@ -22,7 +22,9 @@ use zmq_proxy_stream::core::{
     Chunk, Core, HandoverOutcome, Limits, PeerInfo, SendOutcome, Side, TransmitKind,
 };
 use zmq_proxy_stream::relay::{RelayEnd, RelayEvent};
-use zmq_proxy_stream::zmtp::{greeting_opening, greeting_rest, Mechanism, MechanismSet};
+use zmq_proxy_stream::zmtp::{
+    greeting_opening, greeting_rest, HandshakeState, Mechanism, MechanismSet,
+};
 
 /// What libzmq 4.3 sends first, captured by fuzz/capture/capture.c: greeting (64 bytes),
 /// then for a client its first command.
@@ -451,7 +453,11 @@ fuzz_target!(|data: &[u8]| {
                         end,
                         bytes_up: u64::from(input.u16()),
                         bytes_down: u64::from(input.u16()),
-                        handshake_done: kind & 0x80 != 0,
+                        handshake: [
+                            HandshakeState::Running,
+                            HandshakeState::Ready,
+                            HandshakeState::Error,
+                        ][usize::from(kind >> 6) % 3],
                     }
                 };
                 h.core.on_relay_event(h.now, event);
@@ -471,7 +477,7 @@ fuzz_target!(|data: &[u8]| {
                         end: RelayEnd::Aborted,
                         bytes_up: 0,
                         bytes_down: 0,
-                        handshake_done: false,
+                        handshake: HandshakeState::Running,
                     },
                 );
             }
