@@ -85,6 +85,9 @@ fn a_worker_killed_mid_handshake_gets_no_client_banned() {
             "a cut client is served after reconnecting"
         );
     }
-    assert!(healthy.sessions_served() >= 1 + IN_FLIGHT);
+    assert!(
+        healthy.sessions_served() > IN_FLIGHT,
+        "the newcomer and the cut clients each had a session"
+    );
     assert_eq!(proxy.stat(ZMQ_PROXY_STREAM_STAT_HANDSHAKES_FAILED), 0);
 }
