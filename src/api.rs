@@ -112,8 +112,8 @@ pub const ZMQ_PROXY_STREAM_CONNECT_TIMEOUT: c_int = 16;
 /// again (see ZMQ_PROXY_STREAM_STAT_WORKERS_LOST). Without a ban, one wrong-key client that
 /// keeps reconnecting (libzmq does so every 100 ms) takes every connection of every worker
 /// within seconds. With the defaults (2 failures, 30 s, doubling) such a client fails at
-/// 0 s, once more 100 ms later, then twice at 30 s and next twice at 90 s: it costs the
-/// workers at most 4 connections in its first 60 s and two per ban after that, while one
+/// 0 s, once more 100 ms later, then at 30 s and next at 90 s: it costs the workers at
+/// most 3 connections in its first 60 s and one per ban after that, while one
 /// failure alone (a typo, a key rotation caught mid-way) bans nobody.
 ///
 /// A worker that dies is no client's failure. A worker refusing a key closes that one
@@ -125,7 +125,8 @@ pub const ZMQ_PROXY_STREAM_CONNECT_TIMEOUT: c_int = 16;
 /// same moment, in dial-out a connection to the endpoint failing. Such pairs count in
 /// ZMQ_PROXY_STREAM_STAT_WORKERS_LOST, not in HANDSHAKES_FAILED. A client whose pair
 /// formed after its earlier failure and failed again confirms both at once (a wrong-key
-/// client is banned on its second attempt); an ERROR (a ZAP refusal) counts at once. A
+/// client is banned on its second attempt); an ERROR (a ZAP refusal) counts at once, and so
+/// does every failure of an address banned before whose repeat period is not over. A
 /// worker with no idle connection that dies while handshaking with two clients of one
 /// address only cannot be told from two refusals: they count.
 pub const ZMQ_PROXY_STREAM_FAIL_BAN: c_int = 17;

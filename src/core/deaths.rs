@@ -14,7 +14,8 @@
 //! A client that reconnects after a failure and fails again is no death: its new pair
 //! formed after the worker had closed the old one. That confirms the address's held
 //! failures at once, so a wrong-key client is banned on its second attempt as before.
-//! A ZAP ERROR is an explicit refusal and never held.
+//! A ZAP ERROR is an explicit refusal and never held, and nor is a failure of an address
+//! already banned in its current run of offences (so repeat bans cost one connection each).
 //!
 //! A worker is known by its address in dial-in (the connections of one worker differ only
 //! by port; workers sharing a host share it) and by its endpoint in dial-out.
@@ -116,6 +117,18 @@ impl<P: AsRef<[u8]>> Core<P> {
         {
             self.excuse(dialed);
             return self.worker_ended_unexplained(now, worker);
+        }
+        // An address in a run of offences (banned before, its repeat period not over)
+        // strikes at once: holding its failure would cost the workers one connection more
+        // per ban (the hold, then the attempt that confirms it), and issue 11 bounds a
+        // wrong-key client to 3 connections in 60 s. The price: a worker dying mid-handshake
+        // within that period counts against such an address, which had a real offender.
+        if self
+            .failures
+            .get(&ip)
+            .is_some_and(|f| f.bans > 0 && f.repeat_until.is_some_and(|t| t > now))
+        {
+            return self.strike(now, ip);
         }
         // The address failed before this pair even formed: it came back and failed again.
         if d.held.iter().any(|h| h.ip == ip && h.ended < paired) {
