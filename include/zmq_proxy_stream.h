@@ -177,9 +177,23 @@
  * again (see ZMQ_PROXY_STREAM_STAT_WORKERS_LOST). Without a ban, one wrong-key client that
  * keeps reconnecting (libzmq does so every 100 ms) takes every connection of every worker
  * within seconds. With the defaults (2 failures, 30 s, doubling) such a client fails at
- * 0 s, once more at once, then at 30 s and next at 90 s: it costs the workers at most 3
- * connections in its first 60 s and one more per ban after that, while one failure alone
- * (a typo, a key rotation caught mid-way) bans nobody.
+ * 0 s, once more 100 ms later, then at 30 s and next at 90 s: it costs the workers at
+ * most 3 connections in its first 60 s and one per ban after that, while one
+ * failure alone (a typo, a key rotation caught mid-way) bans nobody.
+ *
+ * A worker that dies is no client's failure. A worker refusing a key closes that one
+ * connection without a word; a worker process that dies has all its connections closed at
+ * once. So a silent close during the handshake counts only 300 ms later, and not at all if
+ * within 300 ms (before or after) the same worker (its address in dial-in, its endpoint in
+ * dial-out) ends a connection no client explains: an idle connection closing, a session
+ * whose handshake had completed closed by the worker, another address's pair cut at the
+ * same moment, in dial-out a connection to the endpoint failing. Such pairs count in
+ * ZMQ_PROXY_STREAM_STAT_WORKERS_LOST, not in HANDSHAKES_FAILED. A client whose pair
+ * formed after its earlier failure and failed again confirms both at once (a wrong-key
+ * client is banned on its second attempt); an ERROR (a ZAP refusal) counts at once, and so
+ * does every failure of an address banned before whose repeat period is not over. A
+ * worker with no idle connection that dies while handshaking with two clients of one
+ * address only cannot be told from two refusals: they count.
  */
 #define ZMQ_PROXY_STREAM_FAIL_BAN 17
 
@@ -432,7 +446,9 @@
 
 /**
  * Pairs the worker closed before its security handshake completed, or refused with an
- * ERROR command (a ZAP refusal: a bad password, a CURVE key it does not admit).
+ * ERROR command (a ZAP refusal: a bad password, a CURVE key it does not admit). A silent
+ * close is counted up to 300 ms late, and not at all when its worker died (see
+ * ZMQ_PROXY_STREAM_FAIL_BAN; WORKERS_LOST counts those).
  */
 #define ZMQ_PROXY_STREAM_STAT_HANDSHAKES_FAILED 30
 
@@ -467,7 +483,8 @@
  * reason handshake-failed, a LOST event each). libzmq never reconnects a connection that
  * failed a handshake with a protocol error (a client's wrong CURVE server key), so each is
  * a slot its worker has lost unless it calls zmq_connect() again: a count that rises while
- * WORKERS_IDLE falls shows capacity eroding before clients queue.
+ * WORKERS_IDLE falls shows capacity eroding before clients queue. In dial-out too: pairs
+ * cut mid-handshake by a worker that died (see ZMQ_PROXY_STREAM_FAIL_BAN).
  */
 #define ZMQ_PROXY_STREAM_STAT_WORKERS_LOST 35
 

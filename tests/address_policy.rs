@@ -235,7 +235,9 @@ fn from_source(frontend: &str, source: &str) -> String {
 /// is refused at most for the ban in force.
 ///
 /// The product claim is 60 s of reconnecting with the default FAIL_BAN_TIME of 30 s (fails
-/// at 0 s and at once, banned until 30 s, fails at 30 s, banned for 60 s: 3 connections).
+/// at 0 s and 100 ms later, banned until 30 s, fails at 30 s, banned for 60 s: 3
+/// connections; a first silent close waits 300 ms in case its worker died, and the client's
+/// next failure confirms it; once banned, an address's failures strike at once).
 /// Scaled down 30 times here to keep the test short: FAIL_BAN_TIME 1000 ms and 2 s of
 /// reconnecting. libzmq's reconnect interval (100 ms) is not scaled, so this client tries
 /// relatively more often than the claim's: a harder case, not an easier one.
@@ -290,7 +292,10 @@ fn a_wrong_key_client_costs_dial_in_workers_at_most_3_connections() {
         "FAIL_BAN 2 bans after 2; one repeat at most in 2 ban times: {st:?}"
     );
     assert!(banned > 0, "its reconnections met the ban: {st:?}");
-    assert_eq!(st[ZMQ_PROXY_STREAM_STAT_HANDSHAKES_FAILED as usize], lost);
+    // The last failure may still be held (300 ms) when the loop ends.
+    wait_until("every failure counted", DEADLINE, || {
+        proxy.stat(ZMQ_PROXY_STREAM_STAT_HANDSHAKES_FAILED) == lost
+    });
     wait_until("the lost connections are not idle", DEADLINE, || {
         proxy.stat(ZMQ_PROXY_STREAM_STAT_WORKERS_IDLE_CURVE) == CONNECTIONS - lost
     });

@@ -231,6 +231,8 @@ fn failed_handshakes_ban_an_address_for_a_while() {
             "{events:?}"
         );
     }
+    // Both pairs formed before either failed: held a moment in case the worker died.
+    s.advance(deaths::DEATH_WINDOW);
     assert_eq!(s.core.stats().handshakes_failed, 2);
     s.addrs.insert(3, "192.0.2.7:51002".parse().unwrap());
     s.connect(F, 3);

@@ -14,6 +14,7 @@
 
 mod backpressure;
 mod budget;
+mod deaths;
 mod dial;
 mod events;
 mod handshake;
@@ -228,6 +229,8 @@ pub struct Core<P> {
     /// For the event stream, when it is on.
     events: VecDeque<Event>,
     failures: FxHashMap<std::net::IpAddr, Failures>,
+    /// Silent handshake failures waiting to be told from a worker's death.
+    deaths: deaths::Deaths,
     /// Pairs (by client) the driver is to take out of libzmq, oldest first.
     handovers: VecDeque<Key>,
     /// Taken-over pairs (by tag) the relay must end: a peer broke the quiet moment.
@@ -269,6 +272,7 @@ impl<P: AsRef<[u8]>> Core<P> {
             dialing: 0,
             events: VecDeque::new(),
             failures: FxHashMap::default(),
+            deaths: deaths::Deaths::default(),
             handovers: VecDeque::new(),
             aborts: VecDeque::new(),
             budget: Budget::new(
@@ -538,6 +542,18 @@ impl<P: AsRef<[u8]>> Core<P> {
             return;
         };
         let dialed = conn.dial.is_some();
+        if conn.side == Side::Backend
+            && matches!(
+                conn.state,
+                State::Idle(_) | State::WorkerHandshake | State::Connecting
+            )
+        {
+            // A worker connection no client was using ended: if its worker died, the
+            // pairs it cut mid-handshake are no client's fault (see deaths.rs).
+            let worker = self.worker_id(conn);
+            self.worker_ended_unexplained(now, worker);
+        }
+        let conn = self.conns.get(key).expect("live conn");
         match conn.state {
             // libzmq let it go: the relay reports its end.
             State::Relayed(_) => return,
@@ -675,6 +691,7 @@ impl<P: AsRef<[u8]>> Core<P> {
         if let State::Paired(client) | State::Relayed(client) = conn.state {
             if let Some(ip) = self.client_ip(client) {
                 self.failures.remove(&ip);
+                self.forgive_held(ip);
             }
         }
     }
@@ -740,6 +757,8 @@ impl<P: AsRef<[u8]>> Core<P> {
         self.pools.idle.pair_closed(worker);
         let w = self.conns.get(worker).expect("live worker");
         let dialed = w.dial.is_some();
+        let worker_id = self.worker_id(w);
+        let handshake = w.worker_handshake;
         // The worker closed before its handshake completed, or refused the client with
         // ERROR (a ZAP refusal: libzmq's client then closes first, so the client's close
         // counts too).
@@ -754,11 +773,21 @@ impl<P: AsRef<[u8]>> Core<P> {
         } else {
             end
         };
-        if end == PairEnd::HandshakeFailed {
+        let client_ip = self.client_ip(client);
+        if failed && handshake == HandshakeState::Running {
+            // A silent close: a refusal of this client, or its worker dying; judged
+            // once the worker's other connections have had their say.
+            let paired = self.conns.get(client).expect("live client").paired_at;
+            self.silent_failure(now, client_ip, worker_id, paired, dialed);
+        } else if failed {
+            // An ERROR is the worker's own word: a refusal, never a death.
             self.stats.handshakes_failed += 1;
-            if let Some(ip) = self.client_ip(client) {
+            if let Some(ip) = client_ip {
                 self.count_failure(now, ip);
             }
+        } else if worker_closed && handshake == HandshakeState::Ready {
+            // A session its worker ended: no client's address explains it.
+            self.worker_ended_unexplained(now, worker_id);
         }
         // Dial-in: a worker connection that closed during the handshake is a slot its
         // worker will not bring back (libzmq never reconnects after a protocol error)
@@ -871,6 +900,7 @@ impl<P: AsRef<[u8]>> Core<P> {
             return;
         }
         self.fire_timers(now);
+        self.judge_held(now);
         self.expire_tombstones(now);
     }
 
@@ -879,7 +909,10 @@ impl<P: AsRef<[u8]>> Core<P> {
         if self.paused {
             return None;
         }
-        self.timers.next()
+        match (self.timers.next(), self.next_judgement()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     /// Whether a pair waits to be handed over ([`Core::next_handover`]).

@@ -895,6 +895,9 @@ mod balance;
 #[path = "budget_tests.rs"]
 mod budget;
 
+#[path = "ban_tests.rs"]
+mod ban;
+
 // ---- The handover of a pair to the relay (ZMQ_PROXY_STREAM_TAKEOVER) -----------------------
 //
 // A pair is handed over only when the driver knows both connections' sockets fully (peer
@@ -1241,6 +1244,9 @@ fn the_relay_reports_a_pair_s_end_with_counters_and_a_close_event() {
         s.core
             .on_relay_event(s.now, ended(tag, c.end, 1000, 2000, c.handshake));
         s.flush();
+        // A silent close in the handshake is judged once its worker's other connections
+        // had their say (deaths.rs).
+        s.advance(deaths::DEATH_WINDOW);
         let st = *s.core.stats();
         assert_eq!(st.pairs_open, 0, "{:?}", c.end);
         assert_eq!(st.closed_idle_timeout, c.idle_timeouts, "{:?}", c.end);
@@ -1439,6 +1445,9 @@ fn handshakes_failing_on_relayed_pairs_ban_the_client_s_address() {
             ended(tag, RelayEnd::WorkerClosed, 202, 0, HandshakeState::Running),
         );
     }
+    // Both pairs formed in the same instant, before either failed: held a moment in case
+    // their worker died (deaths.rs).
+    s.advance(deaths::DEATH_WINDOW);
     assert_eq!(s.core.stats().handshakes_failed, 2);
     s.connect(F, 3);
     s.recv_known(F, 3, &libzmq_greeting(CURVE, false));
@@ -1447,8 +1456,10 @@ fn handshakes_failing_on_relayed_pairs_ban_the_client_s_address() {
 }
 
 /// The default ban (FAIL_BAN 2, FAIL_BAN_TIME 30 s, doubling per repeat): a client that keeps
-/// failing from one address costs 3 worker connections in its first 60 s, 4 by 90 s; another
-/// address is never refused; a completed handshake clears the record.
+/// failing from one address costs 4 worker connections in its first 60 s, 6 by 95 s (two per
+/// ban: a silent close alone is held for DEATH_WINDOW in case its worker died; the client's
+/// next failure confirms it); another address is never refused; a completed handshake
+/// clears the record.
 #[test]
 fn the_default_ban_grows_with_repeats_and_bounds_a_failing_client() {
     let limits = Limits::default();
@@ -1458,17 +1469,23 @@ fn the_default_ban_grows_with_repeats_and_bounds_a_failing_client() {
     let start = s.now;
     let mut next = 1u32;
     let mut failures_at = Vec::new();
-    // The wrong-key client tries every 100 ms for 95 s; a known worker is always idle.
+    // The wrong-key client tries every 100 ms for 95 s; a known worker is always idle (a
+    // healthy worker: its idle connection stays, for the next attempt).
+    let mut idle = None;
     while s.now < start + Duration::from_secs(95) {
         let (c, w) = (next, 1000 + next);
         next += 1;
-        s.known_worker(w, CURVE);
+        // (The proxy recycles it after WORKER_MAX_AGE: its worker connects a new one.)
+        if idle.is_none_or(|w| s.is_closed(B, w)) {
+            s.known_worker(w, CURVE);
+            idle = Some(w);
+        }
         s.connect(F, c);
         s.recv_known(F, c, &libzmq_greeting(CURVE, false));
         if s.is_closed(F, c) {
             // Banned: refused on its greeting, before any worker was touched.
-            s.recv(B, w, &[]);
         } else {
+            idle = None;
             s.recv_known(F, c, &first_command(CURVE));
             let h = s.handover().expect("paired and handed over");
             s.answer(h.tag, HandoverOutcome::Taken);
@@ -1537,6 +1554,7 @@ fn the_default_ban_grows_with_repeats_and_bounds_a_failing_client() {
         s.now,
         ended(tag, RelayEnd::WorkerClosed, 202, 0, HandshakeState::Running),
     );
+    s.advance(deaths::DEATH_WINDOW);
     let banned = s.core.stats().reject_banned;
     s.known_client(6005, CURVE);
     assert!(

@@ -250,7 +250,10 @@ impl<P: AsRef<[u8]>> Core<P> {
             } else if outcome == SendOutcome::LocalFailure {
                 self.dial_failed_locally(now, key);
             } else {
-                // libzmq refused the endpoint: no pipe exists, nothing to close.
+                // libzmq refused the endpoint: no pipe exists, nothing to close. If its
+                // worker died, the pairs it cut mid-handshake are no client's fault.
+                let worker = self.worker_id(self.conns.get(key).expect("live conn"));
+                self.worker_ended_unexplained(now, worker);
                 self.abandon_dial(now, key);
                 self.forget(key, false, now);
             }

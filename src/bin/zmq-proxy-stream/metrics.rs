@@ -204,7 +204,7 @@ pub const STREAMSTATS: &[(c_int, &str, Type, &str)] = &[
         ZMQ_PROXY_STREAM_STAT_HANDSHAKES_FAILED,
         "handshakes_failed_total",
         Type::Counter,
-        "Pairs the worker closed before its security handshake completed, or refused with ERROR.",
+        "Pairs the worker closed before its security handshake completed (not by dying), or refused with ERROR.",
     ),
     (
         ZMQ_PROXY_STREAM_STAT_EVENTS_DROPPED,
@@ -234,7 +234,7 @@ pub const STREAMSTATS: &[(c_int, &str, Type, &str)] = &[
         ZMQ_PROXY_STREAM_STAT_WORKERS_LOST,
         "workers_lost_total",
         Type::Counter,
-        "Dial-in: worker connections closed during a security handshake.",
+        "Dial-in: worker connections closed during a security handshake; dial-out: pairs cut by a dying worker.",
     ),
     (
         ZMQ_PROXY_STREAM_STAT_REJECT_LIMIT,
