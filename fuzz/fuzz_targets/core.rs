@@ -18,6 +18,9 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use libfuzzer_sys::fuzz_target;
+
+mod input;
+use input::Input;
 use zmq_proxy_stream::core::{
     Chunk, Core, HandoverOutcome, Limits, PeerInfo, SendOutcome, Side, TransmitKind,
 };
@@ -39,29 +42,6 @@ const CAPTURES: [&[u8]; 6] = [
 const MAX_CONNS: u32 = 48;
 const MAX_CHUNK: usize = 20_000;
 const MAX_OPS: usize = 3000;
-
-struct Input<'a>(&'a [u8]);
-
-impl Input<'_> {
-    fn byte(&mut self) -> u8 {
-        match self.0.split_first() {
-            Some((&b, rest)) => {
-                self.0 = rest;
-                b
-            }
-            None => 0,
-        }
-    }
-    fn u16(&mut self) -> u16 {
-        u16::from(self.byte()) << 8 | u16::from(self.byte())
-    }
-    fn bytes(&mut self, n: usize) -> &[u8] {
-        let n = n.min(self.0.len());
-        let (a, b) = self.0.split_at(n);
-        self.0 = b;
-        a
-    }
-}
 
 struct Conn {
     side: Side,

@@ -20,27 +20,13 @@ use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use libfuzzer_sys::fuzz_target;
+
+mod input;
+use input::Input;
 use zmq_proxy_stream::relay::{End, IoKind, IoOutcome, Relay, RelayEvent, RelayLimits};
 
 const ECONNRESET: i32 = 104;
 const MAX_OPS: usize = 4000;
-
-struct Input<'a>(&'a [u8]);
-
-impl Input<'_> {
-    fn byte(&mut self) -> u8 {
-        match self.0.split_first() {
-            Some((&b, rest)) => {
-                self.0 = rest;
-                b
-            }
-            None => 0,
-        }
-    }
-    fn u16(&mut self) -> u16 {
-        u16::from(self.byte()) << 8 | u16::from(self.byte())
-    }
-}
 
 #[derive(Default)]
 struct Peer {
