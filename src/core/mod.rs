@@ -432,7 +432,7 @@ impl<P: AsRef<[u8]>> Core<P> {
             self.conns.get_mut(key).expect("live conn").peer = peer();
             return self.reject(now, key, Reject::Limit);
         }
-        if side == Side::Backend && self.endpoints.active() {
+        if side == Side::Backend && dial_out {
             // In dial-out the proxy makes every worker connection itself.
             return self.reject(now, key, Reject::BadGreeting);
         }
@@ -763,7 +763,7 @@ impl<P: AsRef<[u8]>> Core<P> {
         // ERROR (a ZAP refusal: libzmq's client then closes first, so the client's close
         // counts too).
         let worker_closed = end == PairEnd::WorkerClosed;
-        let failed = match w.worker_handshake {
+        let failed = match handshake {
             HandshakeState::Running => worker_closed,
             HandshakeState::Error => worker_closed || end == PairEnd::ClientClosed,
             HandshakeState::Ready => false,
